@@ -1,0 +1,48 @@
+"""Hookscope: a self-hosted webhook inspector."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import api, capture, config, live, security, storage, views
+from .extensions import db, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(config.from_environment(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    storage.init_app(app)
+    live.init_app(app)
+    security.init_app(app)
+    capture.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(views.bp)
+
+    proxies = app.config["HOOKSCOPE_PROXY_COUNT"]
+    if proxies:
+        # Forwarded headers are believed only from the configured number of proxies in front.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+    return app

@@ -1,0 +1,80 @@
+"""The public capture URL: accept any method on ``/h/<bin>`` and below, store it, tell watchers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.routing import PathConverter, Rule
+from werkzeug.wsgi import get_input_stream
+
+from . import bins, live, snapshot
+
+MOUNT = "/h"
+
+
+class TargetConverter(PathConverter):
+    """Match everything after ``/h/``, empty segments and trailing slashes included."""
+
+    regex = ".*"
+    part_isolating = False
+
+
+def init_app(app: Flask) -> None:
+    """Route every method, including OPTIONS and unknown ones, to ``receive``."""
+    app.url_map.converters["target"] = TargetConverter
+    # Built as a bare Rule: methods=None matches any method, and without
+    # provide_automatic_options Flask does not answer OPTIONS by itself.
+    app.url_map.add(
+        Rule(f"{MOUNT}/<target:target>", endpoint="capture.receive", merge_slashes=False)
+    )
+    app.view_functions["capture.receive"] = receive
+
+
+def _plain(text: str, status: int, **headers: str) -> Response:
+    return Response(text + "\n", status, mimetype="text/plain", headers=headers)
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """Read the whole body, chunked or not, refusing (never truncating) one over ``limit``."""
+    return get_input_stream(environ, safe_fallback=False, max_content_length=limit).read()
+
+
+def too_large(declared: int | None, limit: int) -> Response:
+    """Say plainly what was refused and which setting changes the limit."""
+    size = f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
+    reason = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
+    # Past twice the limit, stop reading: closing is cheaper than draining a huge upload.
+    close = declared is None or declared > 2 * limit
+    return _plain(reason, 413, **({"Connection": "close"} if close else {}))
+
+
+def mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def receive(target: str) -> Response:
+    """Store what arrived and tell anyone watching."""
+    received_at = datetime.now(UTC)
+    bin_id = target.partition("/")[0]
+    if bins.get(bin_id) is None:
+        return _plain("no such bin", 404)
+    limit = current_app.config["HOOKSCOPE_MAX_BODY_BYTES"]
+    try:
+        body = read_body(request.environ, limit)
+    except RequestEntityTooLarge:
+        return too_large(request.content_length, limit)
+    except ClientDisconnected:
+        return _plain("the body ended before Content-Length bytes arrived", 400)
+    snap = snapshot.take(
+        request.environ,
+        body,
+        mount=f"{request.script_root}{MOUNT}/{bin_id}",
+        received_at=received_at,
+    )
+    summary = bins.record(bin_id, snap)
+    if summary is None:
+        return _plain("no such bin", 404)
+    live.publish(summary)
+    return _plain("ok", 200, **{"X-Hookscope-Seq": str(summary["seq"])})

@@ -1,0 +1,16 @@
+"""Absolute URLs handed to users: the capture URL they paste into a provider and the bin page."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+
+def base_url() -> str:
+    """Return HOOKSCOPE_PUBLIC_URL, or the scheme and host this request came in on."""
+    return current_app.config["HOOKSCOPE_PUBLIC_URL"] or request.host_url.rstrip("/")
+
+
+def bin_links(bin_id: str) -> dict[str, str]:
+    """Return the bin's public capture URL and the URL of its page."""
+    base = base_url()
+    return {"capture_url": f"{base}/h/{bin_id}", "url": f"{base}/bins/{bin_id}"}

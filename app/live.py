@@ -1,0 +1,74 @@
+"""Live updates over Socket.IO: one room per bin, a ``watch`` event to join, ``publish`` to tell.
+
+Protocol (default namespace):
+  client -> ``watch`` {"bin": id, "after": seq | null}
+  ack    <- {"ok": true, "last_seq": n, "gap": bool} or {"ok": false, "error": "..."}
+  server -> ``captured`` summary: first those missed after ``after`` (oldest first), then new ones.
+A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
+come both from the catch-up and from the room.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from flask_socketio import emit, join_room
+
+from . import bins
+from .extensions import socketio
+from .models import SummaryDict
+
+CAPTURED = "captured"
+
+
+def room(bin_id: str) -> str:
+    return f"bin:{bin_id}"
+
+
+def init_app(app: Flask) -> None:
+    """Bind Socket.IO to the app with the async mode the server runs under."""
+    socketio.init_app(app, async_mode=_async_mode(), cors_allowed_origins=None)
+
+
+def _async_mode() -> str:
+    # Under gunicorn's gevent worker the standard library is patched; anywhere else (tests, the CLI)
+    # plain threads are the honest choice.
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return "threading"
+    return "gevent" if monkey.is_module_patched("socket") else "threading"
+
+
+def publish(summary: SummaryDict) -> None:
+    """Tell every page watching the bin about a committed capture."""
+    socketio.emit(CAPTURED, summary, to=room(summary["bin"]))
+
+
+@socketio.on("watch")
+def on_watch(data: Any) -> dict[str, Any]:
+    """Join a bin's room and replay what the client missed."""
+    if not isinstance(data, dict) or not isinstance(data.get("bin"), str):
+        return {"ok": False, "error": "watch needs {'bin': '<id>', 'after': <seq or null>}"}
+    after = data.get("after")
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+        return {"ok": False, "error": "'after' must be a sequence number or null"}
+    bin_ = bins.get(data["bin"])
+    if bin_ is None:
+        return {"ok": False, "error": "no such bin"}
+    # Join first, then read: a capture committed in between arrives twice, never zero times.
+    join_room(room(bin_.id))
+    missed = [] if after is None else _missed(bin_.id, after)
+    for summary in missed:
+        emit(CAPTURED, summary)
+    last_seq = max([bin_.last_seq, after or 0] + [s["seq"] for s in missed])
+    # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
+    gap = (
+        len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"] and missed[0]["seq"] > after + 1
+    )
+    return {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
+
+
+def _missed(bin_id: str, after: int) -> list[SummaryDict]:
+    return bins.since(bin_id, after, current_app.config["HOOKSCOPE_REPLAY_LIMIT"])

@@ -1,0 +1,56 @@
+"""gunicorn settings and hooks: ``gunicorn -c python:app.serving 'app:create_app()'``.
+
+One gevent worker serves HTTP and WebSocket; the migrations run once, in the master, before any
+worker starts.
+"""
+
+from __future__ import annotations
+
+# Patch the master too: gunicorn's gevent worker patches only after the fork, and by then the
+# migrations run in on_starting have imported ssl-using modules unpatched.
+from gevent import monkey
+
+monkey.patch_all()
+
+from .config import server_settings  # noqa: E402
+from .snapshot import RAW_HEADERS_ATTR  # noqa: E402
+
+_settings = server_settings()
+
+bind = [f"{_settings.host}:{_settings.port}"]
+worker_class = "gevent"
+workers = _settings.workers
+worker_connections = _settings.worker_connections
+# A WebSocket or a slow upload keeps a greenlet busy, not the worker: the timeout is a heartbeat.
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# Webhook senders may use long URLs and many or long headers; these are gunicorn's ceilings
+# (limit_request_line cannot exceed 8190).
+limit_request_line = 8190
+limit_request_fields = 200
+limit_request_field_size = 16384
+# Forwarded headers are handled by the app (HOOKSCOPE_PROXY_COUNT), not trusted by gunicorn.
+forwarded_allow_ips = ""
+# gunicorn drops header names with underscores by default. Keep them in the parsed request
+# ("dangerous") so the capture sees them; pre_request then removes them from what builds the WSGI
+# environ, where X_Forwarded_For would otherwise merge into X-Forwarded-For.
+header_map = "dangerous"
+accesslog = "-"
+errorlog = "-"
+
+
+def on_starting(server) -> None:
+    """Create or upgrade the schema once, before workers start."""
+    from flask_migrate import upgrade
+
+    from . import create_app
+
+    with create_app().app_context():
+        upgrade()
+
+
+def pre_request(worker, req) -> None:
+    """Keep the header list exactly as received (order, duplicates, underscores) for the capture."""
+    setattr(req.body, RAW_HEADERS_ATTR, tuple(req.headers))
+    req.headers = [(name, value) for name, value in req.headers if "_" not in name]

@@ -1,0 +1,68 @@
+"""Fixtures: the app on a fresh SQLite file, its clients, and the real app under gunicorn."""
+
+from __future__ import annotations
+
+import pytest
+from flask_migrate import upgrade
+from harness import Gunicorn
+
+from app import create_app
+from app.extensions import socketio
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'hookscope.db'}",
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def new_bin(client):
+    """Create a bin through the API and return its JSON."""
+    response = client.post("/api/v1/bins")
+    assert response.status_code == 201
+    return response.json
+
+
+@pytest.fixture
+def socket_client(app, client):
+    """A Socket.IO client connected to the app in-process, sharing the HTTP client's cookies."""
+    sio = socketio.test_client(app, flask_test_client=client)
+    assert sio.is_connected()
+    yield sio
+    if sio.is_connected():
+        sio.disconnect()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The real app under gunicorn on a free loopback port, shared by the session's tests."""
+    workdir = tmp_path_factory.mktemp("server")
+    with Gunicorn(workdir) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A gunicorn of the test's own, for tests that stop or restart it."""
+    running = Gunicorn(tmp_path)
+    yield running
+    running.stop()
