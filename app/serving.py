@@ -6,21 +6,23 @@ worker starts.
 
 from __future__ import annotations
 
-# Patch the master too: gunicorn's gevent worker patches only after the fork, and by then the
-# migrations run in on_starting have imported ssl-using modules unpatched.
-from gevent import monkey
-
-monkey.patch_all()
-
-from .config import server_settings  # noqa: E402
-from .snapshot import RAW_HEADERS_ATTR  # noqa: E402
+from .config import server_settings
+from .snapshot import RAW_HEADERS_ATTR
 
 _settings = server_settings()
 
+if _settings.worker_class == "gevent":
+    # Patch the master too: gunicorn's gevent worker patches only after the fork, and by then the
+    # migrations run in on_starting have imported ssl-using modules unpatched.
+    from gevent import monkey
+
+    monkey.patch_all()
+
 bind = [f"{_settings.host}:{_settings.port}"]
-worker_class = "gevent"
+worker_class = _settings.worker_class
 workers = _settings.workers
 worker_connections = _settings.worker_connections
+threads = _settings.threads
 # A WebSocket or a slow upload keeps a greenlet busy, not the worker: the timeout is a heartbeat.
 timeout = 30
 graceful_timeout = 10
