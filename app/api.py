@@ -34,6 +34,15 @@ def _http_error(err: HTTPException) -> tuple[Response, int]:
     return jsonify(error=code, message=err.description), err.code or 500
 
 
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _routing_error(err: HTTPException) -> HTTPException | tuple[Response, int]:
+    """Answer JSON for unknown API URLs too; other pages keep Flask's HTML error."""
+    if request.path.startswith(f"{bp.url_prefix}/"):
+        return _http_error(err)
+    return err
+
+
 def _bin_or_404(bin_id: str) -> Bin:
     bin_ = bins.get(bin_id)
     if bin_ is None:

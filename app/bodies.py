@@ -20,6 +20,7 @@ MAX_FORM_PARTS = 10_000
 MAX_FORM_FIELD_BYTES = 16 * 1024 * 1024
 
 TEXT_TYPES = ("application/xml", "application/javascript", "application/x-ndjson", "image/svg+xml")
+BINARY_PREFIXES = ("application/octet-stream", "image/", "audio/", "video/", "font/")
 
 
 class BodyInfo(TypedDict):
@@ -73,7 +74,9 @@ def kind_of(mimetype: str, encoding: str | None, body: bytes) -> str:
         return "form"
     if mimetype == "multipart/form-data":
         return "multipart"
-    if not _is_utf8(body):
+    if mimetype in TEXT_TYPES or mimetype.startswith("text/"):
+        return "text" if _is_utf8(body) else "binary"
+    if mimetype.startswith(BINARY_PREFIXES) or b"\x00" in body or not _is_utf8(body):
         return "binary"
     if not mimetype and _looks_like_json(body):
         return "json"

@@ -93,7 +93,10 @@ def below(path: str, mount: str) -> str:
 def take(environ: Mapping[str, Any], body: bytes, *, mount: str, received_at: datetime) -> Snapshot:
     """Describe one request exactly as received."""
     target = raw_target(environ)
-    path, _, query = target.partition("?")
+    path, question_mark, query = target.partition("?")
+    if not question_mark:
+        # Some servers (werkzeug's test client) leave the query out of their raw URI.
+        query = environ.get("QUERY_STRING", "")
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST") or _server_host(environ)
     return Snapshot(

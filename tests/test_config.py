@@ -1,0 +1,85 @@
+"""Configuration from the environment: defaults, clear errors, a secret key kept once."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import config
+
+
+def test_defaults(tmp_path):
+    settings = config.from_environment(str(tmp_path), env={})
+    assert settings["HOOKSCOPE_MAX_BODY_BYTES"] == 10 * 1024 * 1024
+    assert settings["HOOKSCOPE_PROXY_COUNT"] == 0
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'hookscope.db'}"
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    first = config.from_environment(str(tmp_path), env={})["SECRET_KEY"]
+    second = config.from_environment(str(tmp_path), env={})["SECRET_KEY"]
+    assert first == second and len(first) == 64
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_secret_key_from_the_environment_wins(tmp_path):
+    settings = config.from_environment(str(tmp_path), env={"SECRET_KEY": "from-env"})
+    assert settings["SECRET_KEY"] == "from-env"
+    assert not (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@db/hooks", "postgresql+psycopg://u:p@db/hooks"),
+        ("postgresql://u:p@db/hooks", "postgresql+psycopg://u:p@db/hooks"),
+        ("sqlite:////var/lib/hooks.db", "sqlite:////var/lib/hooks.db"),
+    ],
+)
+def test_database_url(tmp_path, url, expected):
+    settings = config.from_environment(str(tmp_path), env={"DATABASE_URL": url})
+    assert settings["SQLALCHEMY_DATABASE_URI"] == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HOOKSCOPE_MAX_BODY_BYTES": "ten"}, "HOOKSCOPE_MAX_BODY_BYTES"),
+        ({"HOOKSCOPE_MAX_BODY_BYTES": "0"}, "HOOKSCOPE_MAX_BODY_BYTES"),
+        ({"HOOKSCOPE_PROXY_COUNT": "-1"}, "HOOKSCOPE_PROXY_COUNT"),
+        ({"HOOKSCOPE_PUBLIC_URL": "hooks.example.com"}, "HOOKSCOPE_PUBLIC_URL"),
+    ],
+)
+def test_a_bad_value_fails_at_start_naming_the_variable(tmp_path, env, named):
+    with pytest.raises(config.ConfigError, match=named):
+        config.from_environment(str(tmp_path), env=env)
+
+
+def test_server_settings(tmp_path):
+    settings = config.server_settings({"PORT": "9000", "HOOKSCOPE_WORKERS": "2"})
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 9000, 2)
+    assert settings.worker_class == "gevent"
+    with pytest.raises(config.ConfigError, match="HOOKSCOPE_WORKER_CLASS"):
+        config.server_settings({"HOOKSCOPE_WORKER_CLASS": "eventlet"})
+    with pytest.raises(config.ConfigError, match="PORT"):
+        config.server_settings({"PORT": "http"})
+
+
+def test_proxy_count_decides_whose_address_is_recorded(tmp_path):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    for proxies, expected in ((0, "127.0.0.1"), (1, "198.51.100.7")):
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / f'p{proxies}.db'}",
+                "HOOKSCOPE_PROXY_COUNT": proxies,
+            }
+        )
+        with app.app_context():
+            upgrade()
+        client = app.test_client()
+        bin_id = client.post("/api/v1/bins").json["id"]
+        client.post(f"/h/{bin_id}", headers={"X-Forwarded-For": "198.51.100.7"})
+        [summary] = client.get(f"/api/v1/bins/{bin_id}/requests").json["requests"]
+        assert summary["remote_addr"] == expected
