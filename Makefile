@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-postgres lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+
+# The suite again on PostgreSQL (HOOKSCOPE_TEST_POSTGRES_URL must name a role that may create
+# databases); .ci/run runs it after `make test`.
+test-postgres: $(VENV)/.test-installed
+	HOOKSCOPE_TEST_SUITE_DB=postgres $(VENV)/bin/pytest -m "not browser"
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check --fix .

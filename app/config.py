@@ -48,6 +48,13 @@ def _public_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = env.get("REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL={url!r} must start with redis://, rediss:// or unix://")
+    return url
+
+
 def _database_url(env: Mapping[str, str], instance_path: str) -> str:
     url = env.get("DATABASE_URL", "").strip()
     if not url:
@@ -85,6 +92,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
     return {
         "SECRET_KEY": _secret_key(env, instance_path),
         "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
+        "REDIS_URL": _redis_url(env),
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
         "HOOKSCOPE_PROXY_COUNT": _int(env, "HOOKSCOPE_PROXY_COUNT", 0),
         "HOOKSCOPE_PUBLIC_URL": _public_url(env),

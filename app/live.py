@@ -27,8 +27,24 @@ def room(bin_id: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Bind Socket.IO to the app with the async mode the server runs under."""
-    socketio.init_app(app, async_mode=_async_mode(), cors_allowed_origins=None)
+    """Bind Socket.IO to the app: in-process, or through Redis when several processes share bins."""
+    queue = app.config["REDIS_URL"] or None
+    socketio.init_app(
+        app,
+        async_mode=_async_mode(),
+        cors_allowed_origins=None,
+        message_queue=queue,
+        channel="hookscope",
+        # Polling needs every request of a session to reach the same process (sticky sessions).
+        # With a queue there may be many processes, so only WebSocket, one long connection, is
+        # offered; pages read this from transports() below.
+        transports=["websocket"] if queue else ["polling", "websocket"],
+    )
+
+
+def transports(app: Flask) -> list[str]:
+    """Return the Socket.IO transports clients should use with this server."""
+    return ["websocket"] if app.config["REDIS_URL"] else ["polling", "websocket"]
 
 
 def _async_mode() -> str:

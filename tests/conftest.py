@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 from flask_migrate import upgrade
-from harness import Gunicorn
+from harness import Gunicorn, database_url_for, drop_postgres_database
 
 from app import create_app
-from app.extensions import socketio
+from app.extensions import db, socketio
 
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'hookscope.db'}",
-        }
-    )
+    """The app on a database of its own: an SQLite file, or PostgreSQL when configured."""
+    database = database_url_for(tmp_path)
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database})
     with app.app_context():
         upgrade()
     yield app
+    with app.app_context():
+        db.engine.dispose()
+    if database.startswith("postgresql"):
+        drop_postgres_database(database)
 
 
 @pytest.fixture

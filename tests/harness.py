@@ -8,11 +8,48 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Where a PostgreSQL server is (a role that may create databases); scale-out tests need it.
+POSTGRES_URL = os.environ.get("HOOKSCOPE_TEST_POSTGRES_URL", "")
+# "postgres" runs the whole suite on PostgreSQL instead of SQLite files.
+SUITE_DATABASE = os.environ.get("HOOKSCOPE_TEST_SUITE_DB", "sqlite")
+
+
+def fresh_postgres_database() -> str:
+    """Create an empty database on the server at HOOKSCOPE_TEST_POSTGRES_URL and return its URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    name = f"hookscope_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(database_url: str) -> None:
+    """Drop a database made by fresh_postgres_database, closing its connections."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = url.set(database=make_url(POSTGRES_URL).database)
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+
+
+def database_url_for(workdir: Path) -> str:
+    """Return a fresh database for one app: an SQLite file, or PostgreSQL for a PostgreSQL run."""
+    if SUITE_DATABASE == "postgres":
+        return fresh_postgres_database()
+    return f"sqlite:///{workdir / 'hookscope.db'}"
 
 
 def free_port() -> int:
@@ -29,14 +66,16 @@ class Gunicorn:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"gunicorn-{self.port}.log"
+        env = env or {}
         self.env = {
             **os.environ,
             "PORT": str(self.port),
             "HOOKSCOPE_HOST": "127.0.0.1",
-            "DATABASE_URL": f"sqlite:///{workdir / 'hookscope.db'}",
             "SECRET_KEY": "test-secret-key",
-            **(env or {}),
+            **env,
         }
+        if "DATABASE_URL" not in env:
+            self.env["DATABASE_URL"] = database_url_for(workdir)
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> Gunicorn:

@@ -5,6 +5,9 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import text
+
+MIGRATION_LOCK = 0x486F6F6B73  # "Hooks": any constant shared by every Hookscope process
 
 config = context.config
 # Keep the host process's loggers (gunicorn's among them) working after migrations run.
@@ -40,9 +43,19 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
     with db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=db.metadata, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        # Several hosts may start at once against one PostgreSQL: one migrates, the rest wait.
+        locked = connection.dialect.name == "postgresql"
+        if locked:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=db.metadata, **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if locked:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                connection.commit()
 
 
 if context.is_offline_mode():
