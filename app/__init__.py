@@ -10,8 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, capture, config, live, security, storage, views
-from .extensions import db, migrate
+from . import config
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
@@ -19,6 +18,12 @@ MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints."""
+    # Imported here rather than at the top: gunicorn imports this package to read its settings
+    # (app.serving) before the gevent worker patches the standard library, and these modules
+    # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
+    from . import api, capture, live, security, storage, views
+    from .extensions import db, migrate
+
     app = Flask(
         __name__,
         instance_relative_config=True,

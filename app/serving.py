@@ -38,6 +38,8 @@ forwarded_allow_ips = ""
 # ("dangerous") so the capture sees them; pre_request then removes them from what builds the WSGI
 # environ, where X_Forwarded_For would otherwise merge into X-Forwarded-For.
 header_map = "dangerous"
+# gunicorn 27 puts its control socket at one fixed path per user; nothing here uses it.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 METHODS = [
@@ -59,6 +61,24 @@ def test_body_over_the_limit_is_refused_with_the_setting_named(app, client, new_
     assert "1024 bytes" in response.text
     assert "HOOKSCOPE_MAX_BODY_BYTES" in response.text
     assert listed(client, new_bin["id"]) == []
+
+
+@pytest.mark.parametrize("size", [1024, 1025, 5000])
+def test_a_streamed_body_is_refused_past_the_limit_never_cut(app, client, new_bin, size):
+    app.config["HOOKSCOPE_MAX_BODY_BYTES"] = 1024
+    # What a server hands over for a chunked body: no Content-Length, the stream ends by itself.
+    response = client.post(
+        f"/h/{new_bin['id']}",
+        input_stream=io.BytesIO(b"z" * size),
+        environ_overrides={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+    if size <= 1024:
+        assert response.status_code == 200
+        assert client.get(f"/api/v1/bins/{new_bin['id']}/requests/1/raw").data == b"z" * size
+    else:
+        assert response.status_code == 413
+        assert "body is larger than the limit" in response.text
+        assert listed(client, new_bin["id"]) == []
 
 
 def test_body_at_the_limit_is_stored_whole(app, client, new_bin):
