@@ -1,15 +1,16 @@
-"""JSON API under ``/api/v1``: the shapes the page, the tests and the CLI share."""
+"""JSON API under ``/api/v1``, authorised by the bin's read key (Bearer token or cookie)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from . import bins, bodies
-from .links import bin_links
+from . import access, bins, bodies, live
+from .links import bin_links, share_url
 from .models import Bin, CapturedRequest
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -28,6 +29,11 @@ def _api_error(err: ApiError) -> tuple[Response, int]:
     return jsonify(error=err.code, message=err.message), err.status
 
 
+@bp.errorhandler(bins.Invalid)
+def _invalid(err: bins.Invalid) -> tuple[Response, int]:
+    return jsonify(error=err.code, message=str(err)), 400
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException) -> tuple[Response, int]:
     code = (err.name or "error").lower().replace(" ", "_")
@@ -43,10 +49,13 @@ def _routing_error(err: HTTPException) -> HTTPException | tuple[Response, int]:
     return err
 
 
-def _bin_or_404(bin_id: str) -> Bin:
-    bin_ = bins.get(bin_id)
+def readable_or_404(bin_id: str) -> Bin:
+    """Return the bin if the caller holds its key; a missing bin and a wrong key look alike."""
+    bin_ = access.readable(bin_id)
     if bin_ is None:
-        raise ApiError(404, "bin_not_found", f"no bin with id {bin_id!r}")
+        raise ApiError(
+            404, "bin_not_found", "no such bin, or the read key (Bearer token) does not open it"
+        )
     return bin_
 
 
@@ -57,49 +66,128 @@ def _int_arg(name: str, default: int | None) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(
-            400, "bad_parameter", f"{name} must be a whole number, got {raw!r}"
-        ) from None
+        message = f"{name} must be a whole number, got {raw!r}"
+        raise ApiError(400, "bad_parameter", message) from None
     if value < 0:
         raise ApiError(400, "bad_parameter", f"{name} must not be negative")
     return value
 
 
-def bin_dict(bin_: Bin) -> dict[str, Any]:
-    return {**bin_.to_dict(), **bin_links(bin_.id)}
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        message = f"{name} must be an ISO 8601 time with a zone, like 2026-11-23T12:00:00Z"
+        raise ApiError(400, "bad_parameter", message)
+    return moment
+
+
+def _json_object() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "send a JSON object with Content-Type: application/json")
+    return data
+
+
+def bin_dict(bin_: Bin, read_key: str | None = None) -> dict[str, Any]:
+    """Serialise a bin for someone allowed to read it, with the links they need."""
+    body: dict[str, Any] = {**bin_.to_dict(), **bin_links(bin_.id)}
+    if read_key:
+        body["read_key"] = read_key
+        body["share_url"] = share_url(bin_.id, read_key)
+    return body
 
 
 @bp.post("/bins")
 def create_bin() -> tuple[Response, int, dict[str, str]]:
-    """Create a bin."""
-    data = request.get_json(silent=True) if request.content_length else None
-    name = data.get("name", "") if isinstance(data, dict) else ""
-    if not isinstance(name, str) or len(name) > 200:
-        raise ApiError(400, "bad_name", "name must be text of at most 200 characters")
-    bin_ = bins.create(name)
-    body = bin_dict(bin_)
-    return jsonify(body), 201, {"Location": url_for("api.get_bin", bin_id=bin_.id)}
+    """Create a bin; the answer carries its read key, which this browser also keeps."""
+    created = bins.create(settings=_json_object())
+    access.remember(created.bin.id, created.read_key)
+    location = url_for("api.get_bin", bin_id=created.bin.id)
+    return jsonify(bin_dict(created.bin, created.read_key)), 201, {"Location": location}
+
+
+@bp.get("/bins")
+def list_bins() -> Response:
+    """List the bins this browser holds keys for (its "your bins")."""
+    held = access.remembered_keys()
+    found = [bin_ for bin_id in reversed(held) if (bin_ := access.readable(bin_id))]
+    return jsonify(bins=[bin_dict(b) for b in found])
 
 
 @bp.get("/bins/<bin_id>")
 def get_bin(bin_id: str) -> Response:
     """Describe a bin."""
-    return jsonify(bin_dict(_bin_or_404(bin_id)))
+    bin_ = readable_or_404(bin_id)
+    bins.touch(bin_)
+    return jsonify(bin_dict(bin_))
+
+
+@bp.patch("/bins/<bin_id>")
+def update_bin(bin_id: str) -> Response:
+    """Rename, describe, or change a bin's limit, expiry or ingest protection."""
+    bin_ = bins.update_bin(readable_or_404(bin_id), _json_object())
+    body = bin_dict(bin_)
+    live.publish_bin(bin_.to_dict())
+    return jsonify(body)
+
+
+@bp.delete("/bins/<bin_id>")
+def delete_bin(bin_id: str) -> tuple[str, int]:
+    """Delete a bin and everything it holds."""
+    bin_ = readable_or_404(bin_id)
+    bins.delete_bin(bin_.id)
+    access.forget(bin_.id)
+    live.publish_bin_deleted(bin_.id)
+    return "", 204
+
+
+@bp.post("/bins/<bin_id>/session")
+def open_session(bin_id: str) -> tuple[str, int]:
+    """Remember a bin's key in this browser's cookie (how a share link grants access)."""
+    bin_ = readable_or_404(bin_id)
+    token = access.bearer_token()
+    if token is None:
+        raise ApiError(400, "key_required", "send the read key as Authorization: Bearer <key>")
+    access.remember(bin_.id, token)
+    return "", 204
 
 
 @bp.get("/bins/<bin_id>/requests")
 def list_requests(bin_id: str) -> Response:
     """List captured requests newest first; pass ``next_before`` back as ``before``."""
-    bin_ = _bin_or_404(bin_id)
+    bin_ = readable_or_404(bin_id)
     limit = _int_arg("limit", bins.PAGE_LIMIT_DEFAULT) or bins.PAGE_LIMIT_DEFAULT
     if limit > bins.PAGE_LIMIT_MAX:
         raise ApiError(400, "bad_parameter", f"limit must be at most {bins.PAGE_LIMIT_MAX}")
-    page = bins.page(bin_.id, limit=limit, before=_int_arg("before", None))
+    page = bins.page(
+        bin_.id,
+        limit=limit,
+        before=_int_arg("before", None),
+        method=request.args.get("method") or None,
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+    )
     return jsonify(requests=page.requests, next_before=page.next_before)
 
 
+@bp.delete("/bins/<bin_id>/requests")
+def clear_requests(bin_id: str) -> Response:
+    """Delete every request of the bin except pinned ones (``?include_pinned=true`` for all)."""
+    bin_ = readable_or_404(bin_id)
+    everything = request.args.get("include_pinned", "").lower() in ("1", "true", "yes")
+    deleted = bins.clear(bin_.id, include_pinned=everything)
+    live.publish_cleared(bin_.id)
+    return jsonify(deleted=deleted)
+
+
 def _captured_or_404(bin_id: str, seq: int) -> CapturedRequest:
-    bin_ = _bin_or_404(bin_id)
+    bin_ = readable_or_404(bin_id)
     captured = bins.find(bin_.id, seq)
     if captured is None:
         raise ApiError(404, "request_not_found", f"bin {bin_id} has no request #{seq}")
@@ -125,6 +213,30 @@ def get_request(bin_id: str, seq: int) -> Response:
             "raw_url": url_for("api.get_raw", bin_id=bin_id, seq=seq),
         }
     )
+
+
+@bp.patch("/bins/<bin_id>/requests/<int:seq>")
+def update_request(bin_id: str, seq: int) -> Response:
+    """Pin a request so retention keeps it, or unpin it: ``{"pinned": true}``."""
+    bin_ = readable_or_404(bin_id)
+    data = _json_object()
+    if set(data) != {"pinned"} or not isinstance(data["pinned"], bool):
+        raise ApiError(400, "bad_json", 'send {"pinned": true} or {"pinned": false}')
+    summary = bins.set_pinned(bin_.id, seq, data["pinned"])
+    if summary is None:
+        raise ApiError(404, "request_not_found", f"bin {bin_id} has no request #{seq}")
+    live.publish_pinned(summary)
+    return jsonify(summary)
+
+
+@bp.delete("/bins/<bin_id>/requests/<int:seq>")
+def delete_request(bin_id: str, seq: int) -> tuple[str, int]:
+    """Delete one request."""
+    bin_ = readable_or_404(bin_id)
+    if not bins.delete_request(bin_.id, seq):
+        raise ApiError(404, "request_not_found", f"bin {bin_id} has no request #{seq}")
+    live.publish_deleted(bin_.id, [seq])
+    return "", 204
 
 
 @bp.get("/bins/<bin_id>/requests/<int:seq>/raw")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.routing import PathConverter, Rule
-from werkzeug.wsgi import get_input_stream
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from . import bins, live, snapshot
 
@@ -64,23 +64,31 @@ def receive(target: str) -> Response:
     """Store what arrived and tell anyone watching."""
     received_at = datetime.now(UTC)
     bin_id = target.partition("/")[0]
-    if bins.get(bin_id) is None:
+    bin_ = bins.get(bin_id)
+    if bin_ is None:
         return _plain("no such bin", 404)
     limit = current_app.config["HOOKSCOPE_MAX_BODY_BYTES"]
     try:
         body = read_body(request.environ, limit)
     except RequestEntityTooLarge:
-        return too_large(request.content_length, limit)
+        return too_large(get_content_length(request.environ), limit)
     except ClientDisconnected:
         return _plain("the body ended before Content-Length bytes arrived", 400)
+    allowed = bins.ingest_allowed(bin_, request.headers.get("Authorization"))
     snap = snapshot.take(
         request.environ,
         body,
         mount=f"{request.script_root}{MOUNT}/{bin_id}",
         received_at=received_at,
     )
-    summary = bins.record(bin_id, snap)
-    if summary is None:
+    recorded = bins.record(bin_id, snap, status=200 if allowed else 401, rejected=not allowed)
+    if recorded is None:
         return _plain("no such bin", 404)
-    live.publish(summary)
-    return _plain("ok", 200, **{"X-Hookscope-Seq": str(summary["seq"])})
+    live.publish_capture(recorded)
+    seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
+    if not allowed:
+        challenge = 'Basic realm="hookscope"' if bin_.ingest_auth == "basic" else "Bearer"
+        return _plain(
+            "this bin requires authentication", 401, **{"WWW-Authenticate": challenge}, **seq
+        )
+    return _plain("ok", 200, **seq)

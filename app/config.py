@@ -8,13 +8,18 @@ variable's name, so an error message can name what to change.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+DAY = 24 * 3600
+FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
 
 
 class ConfigError(RuntimeError):
@@ -32,6 +37,45 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
+
+
+def _fixed_bins(env: Mapping[str, str]) -> list[dict[str, str]]:
+    """Read fixed bins from HOOKSCOPE_FIXED_BINS ("id[:read_key],...") and HOOKSCOPE_BINS_FILE."""
+    declared: list[dict[str, str]] = []
+    for item in env.get("HOOKSCOPE_FIXED_BINS", "").split(","):
+        if item.strip():
+            bin_id, _, key = item.strip().partition(":")
+            declared.append({"id": bin_id, **({"read_key": key} if key else {})})
+    path = env.get("HOOKSCOPE_BINS_FILE", "").strip()
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"HOOKSCOPE_BINS_FILE={path!r}: {err}") from None
+        for entry in data.get("bin", []):
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise ConfigError(f"HOOKSCOPE_BINS_FILE={path!r}: each [[bin]] needs an id")
+            declared.append({k: str(v) for k, v in entry.items() if k in FIXED_BIN_KEYS})
+    for entry in declared:
+        if not FIXED_ID.fullmatch(entry["id"]):
+            raise ConfigError(
+                f"fixed bin id {entry['id']!r} must be 1-64 letters, digits, '-' or '_'"
+            )
+        if "read_key" in entry and len(entry["read_key"]) < 16:
+            raise ConfigError(f"fixed bin {entry['id']!r}: read_key must be 16+ characters")
+    return declared
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -100,6 +144,18 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
+        "HOOKSCOPE_DEFAULT_MAX_REQUESTS": _int(env, "HOOKSCOPE_DEFAULT_MAX_REQUESTS", 1000, 1),
+        "HOOKSCOPE_MAX_REQUESTS_CEILING": _int(env, "HOOKSCOPE_MAX_REQUESTS_CEILING", 10_000, 1),
+        "HOOKSCOPE_BIN_TTL_SECONDS": _int(env, "HOOKSCOPE_BIN_TTL_SECONDS", 7 * DAY, 60),
+        "HOOKSCOPE_MAX_BIN_TTL_SECONDS": _int(env, "HOOKSCOPE_MAX_BIN_TTL_SECONDS", 90 * DAY, 60),
+        "HOOKSCOPE_ALLOW_NEVER_EXPIRE": _bool(env, "HOOKSCOPE_ALLOW_NEVER_EXPIRE", False),
+        "HOOKSCOPE_PRUNE_INTERVAL_SECONDS": _int(env, "HOOKSCOPE_PRUNE_INTERVAL_SECONDS", 300, 0),
+        "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
+        # The browser holds its bins' read keys in the signed session cookie.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "hookscope",
+        "PERMANENT_SESSION_LIFETIME": 180 * DAY,
         # API bodies are small JSON; the capture route reads its body itself with its own limit.
         "MAX_CONTENT_LENGTH": 1 * MIB,
     }

@@ -1,9 +1,11 @@
-"""Live updates over Socket.IO: one room per bin, a ``watch`` event to join, ``publish`` to tell.
+"""Live updates over Socket.IO: one room per bin, a ``watch`` event to join, ``publish_*`` to tell.
 
 Protocol (default namespace):
-  client -> ``watch`` {"bin": id, "after": seq | null}
+  client -> ``watch`` {"bin": id, "after": seq | null, "key": read key (optional with a cookie)}
   ack    <- {"ok": true, "last_seq": n, "gap": bool} or {"ok": false, "error": "..."}
-  server -> ``captured`` summary: first those missed after ``after`` (oldest first), then new ones.
+  server -> ``captured`` summary: first those missed after ``after`` (oldest first), then new ones;
+            ``deleted`` {"bin", "seqs"}, ``cleared`` {"bin"}, ``pinned`` summary,
+            ``bin_updated`` bin, ``bin_deleted`` {"bin"}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room.
 """
@@ -15,9 +17,10 @@ from typing import Any
 from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
-from . import bins
+from . import access, bins
+from .bins import Recorded
 from .extensions import socketio
-from .models import SummaryDict
+from .models import BinDict, SummaryDict
 
 CAPTURED = "captured"
 
@@ -37,14 +40,9 @@ def init_app(app: Flask) -> None:
         channel="hookscope",
         # Polling needs every request of a session to reach the same process (sticky sessions).
         # With a queue there may be many processes, so only WebSocket, one long connection, is
-        # offered; pages read this from transports() below.
+        # offered. The page always uses WebSocket.
         transports=["websocket"] if queue else ["polling", "websocket"],
     )
-
-
-def transports(app: Flask) -> list[str]:
-    """Return the Socket.IO transports clients should use with this server."""
-    return ["websocket"] if app.config["REDIS_URL"] else ["polling", "websocket"]
 
 
 def _async_mode() -> str:
@@ -57,9 +55,32 @@ def _async_mode() -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
-def publish(summary: SummaryDict) -> None:
-    """Tell every page watching the bin about a committed capture."""
-    socketio.emit(CAPTURED, summary, to=room(summary["bin"]))
+def publish_capture(recorded: Recorded) -> None:
+    """Tell every page watching the bin about a committed capture (and what retention dropped)."""
+    bin_id = recorded.summary["bin"]
+    socketio.emit(CAPTURED, recorded.summary, to=room(bin_id))
+    if recorded.dropped:
+        publish_deleted(bin_id, recorded.dropped)
+
+
+def publish_deleted(bin_id: str, seqs: list[int]) -> None:
+    socketio.emit("deleted", {"bin": bin_id, "seqs": seqs}, to=room(bin_id))
+
+
+def publish_cleared(bin_id: str) -> None:
+    socketio.emit("cleared", {"bin": bin_id}, to=room(bin_id))
+
+
+def publish_pinned(summary: SummaryDict) -> None:
+    socketio.emit("pinned", summary, to=room(summary["bin"]))
+
+
+def publish_bin(bin_: BinDict) -> None:
+    socketio.emit("bin_updated", bin_, to=room(bin_["id"]))
+
+
+def publish_bin_deleted(bin_id: str) -> None:
+    socketio.emit("bin_deleted", {"bin": bin_id}, to=room(bin_id))
 
 
 @socketio.on("watch")
@@ -70,9 +91,11 @@ def on_watch(data: Any) -> dict[str, Any]:
     after = data.get("after")
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
         return {"ok": False, "error": "'after' must be a sequence number or null"}
-    bin_ = bins.get(data["bin"])
+    key = data.get("key") if isinstance(data.get("key"), str) else None
+    bin_ = access.readable(data["bin"], key)
     if bin_ is None:
-        return {"ok": False, "error": "no such bin"}
+        # The same answer for a missing bin and a wrong key.
+        return {"ok": False, "error": "no such bin, or this key does not open it"}
     # Join first, then read: a capture committed in between arrives twice, never zero times.
     join_room(room(bin_.id))
     missed = [] if after is None else _missed(bin_.id, after)
@@ -80,9 +103,8 @@ def on_watch(data: Any) -> dict[str, Any]:
         emit(CAPTURED, summary)
     last_seq = max([bin_.last_seq, after or 0] + [s["seq"] for s in missed])
     # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
-    gap = (
-        len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"] and missed[0]["seq"] > after + 1
-    )
+    capped = len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"]
+    gap = capped and missed[0]["seq"] > after + 1
     return {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
 
 

@@ -47,8 +47,15 @@ def isoformat(moment: datetime) -> str:
 class BinDict(TypedDict):
     id: str
     name: str
+    description: str
     created_at: str
     last_seq: int
+    request_count: int
+    max_requests: int
+    expires_at: str | None
+    expires_after: int | None
+    ingest_auth: str | None
+    fixed: bool
 
 
 class SummaryDict(TypedDict):
@@ -61,6 +68,9 @@ class SummaryDict(TypedDict):
     body_size: int
     remote_addr: str | None
     received_at: str
+    status: int
+    rejected: bool
+    pinned: bool
 
 
 class Bin(db.Model):
@@ -68,16 +78,37 @@ class Bin(db.Model):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The last sequence number handed out; incremented inside the capture's write transaction.
+    # SHA-256 of the read key; NULL only for a fixed bin its operator declared public.
+    read_key_hash: Mapped[str | None] = mapped_column(String(64))
+    # The last sequence number handed out, and how many requests are stored: both change inside
+    # the capture's write transaction, which holds the bin's row.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    request_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_requests: Mapped[int] = mapped_column(Integer)
+    # Inactivity period in seconds (NULL: never expires) and the moment it runs out.
+    expires_after: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # "basic" or "bearer" when captures must authenticate, with the SHA-256 of the expected
+    # Authorization header; None lets anyone send.
+    ingest_auth: Mapped[str | None] = mapped_column(String(16))
+    ingest_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    fixed: Mapped[bool] = mapped_column(default=False)
 
     def to_dict(self) -> BinDict:
         return {
             "id": self.id,
             "name": self.name,
+            "description": self.description,
             "created_at": isoformat(self.created_at),
             "last_seq": self.last_seq,
+            "request_count": self.request_count,
+            "max_requests": self.max_requests,
+            "expires_at": isoformat(self.expires_at) if self.expires_at else None,
+            "expires_after": self.expires_after,
+            "ingest_auth": self.ingest_auth,
+            "fixed": self.fixed,
         }
 
 
@@ -97,6 +128,11 @@ class CapturedRequest(db.Model):
     body_size: Mapped[int] = mapped_column(Integer)
     remote_addr: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the sender was answered, and whether the bin's ingest protection turned it away.
+    status: Mapped[int] = mapped_column(Integer, default=200)
+    rejected: Mapped[bool] = mapped_column(default=False)
+    # Pinned requests survive retention.
+    pinned: Mapped[bool] = mapped_column(default=False)
 
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 
@@ -111,6 +147,9 @@ class CapturedRequest(db.Model):
             "body_size": self.body_size,
             "remote_addr": self.remote_addr,
             "received_at": isoformat(self.received_at),
+            "status": self.status,
+            "rejected": self.rejected,
+            "pinned": self.pinned,
         }
 
 

@@ -45,13 +45,15 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    """Create or upgrade the schema once, before workers start."""
+    """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
     from flask_migrate import upgrade
 
-    from . import create_app
+    from . import bins, create_app
 
-    with create_app().app_context():
+    app = create_app()
+    with app.app_context():
         upgrade()
+        bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])
 
 
 def pre_request(worker, req) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, redirect, render_template, url_for
+from flask import Blueprint, jsonify, redirect, render_template, url_for
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from . import bins
+from . import access, bins
 from .api import bin_dict
 from .extensions import db
 
@@ -15,24 +15,30 @@ bp = Blueprint("views", __name__)
 
 @bp.get("/")
 def index() -> str:
-    """Show the home page with its one action: create a bin."""
-    return render_template("index.html")
+    """Show the home page: create a bin, and the bins this browser holds keys for."""
+    held = access.remembered_keys()
+    yours = [bin_dict(b) for bin_id in reversed(held) if (b := access.readable(bin_id))]
+    return render_template("index.html", your_bins=yours)
 
 
 @bp.post("/bins")
 def create_bin() -> Response:
-    """Create a bin and go to its page."""
-    bin_ = bins.create()
-    return redirect(url_for("views.show_bin", bin_id=bin_.id), code=303)
+    """Create a bin, give this browser its key, and go to its page."""
+    created = bins.create()
+    access.remember(created.bin.id, created.read_key)
+    return redirect(url_for("views.show_bin", bin_id=created.bin.id), code=303)
 
 
 @bp.get("/bins/<bin_id>")
-def show_bin(bin_id: str) -> str:
-    """Show a bin's page: capture URL, live list, detail pane."""
-    bin_ = bins.get(bin_id)
+def show_bin(bin_id: str) -> tuple[str, int] | str:
+    """Show a bin's page to a holder of its key; anyone else sees the same locked page."""
+    bin_ = access.readable(bin_id)
     if bin_ is None:
-        abort(404)
-    return render_template("bin.html", bin=bin_dict(bin_))
+        # Also what a share link lands on first: its script trades the #key for a cookie.
+        return render_template("locked.html", bin_id=bin_id), 404
+    bins.touch(bin_)
+    key = access.remembered_keys().get(bin_.id)
+    return render_template("bin.html", bin=bin_dict(bin_, key))
 
 
 @bp.get("/healthz")

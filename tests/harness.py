@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from requests.auth import AuthBase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ReadKeys(AuthBase):
+    """Sign API calls with the read key of the bin named in their URL, as its creator would."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        marker = "/api/v1/bins/"
+        if marker in (r.url or ""):
+            bin_id = r.url.split(marker, 1)[1].split("/", 1)[0].split("?", 1)[0]
+            if bin_id in self.keys:
+                r.headers["Authorization"] = f"Bearer {self.keys[bin_id]}"
+        return r
+
+
 class Gunicorn:
     """One gunicorn master with its production settings (app/serving.py)."""
 
@@ -77,6 +93,8 @@ class Gunicorn:
         if "DATABASE_URL" not in env:
             self.env["DATABASE_URL"] = database_url_for(workdir)
         self.proc: subprocess.Popen | None = None
+        # requests.get(..., auth=server.auth) reads a bin this server created as its owner would.
+        self.auth = ReadKeys()
 
     def start(self, timeout: float = 30) -> Gunicorn:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -117,7 +135,9 @@ class Gunicorn:
     def create_bin(self) -> dict:
         r = requests.post(self.url + "/api/v1/bins", timeout=5)
         r.raise_for_status()
-        return r.json()
+        created = r.json()
+        self.auth.keys[created["id"]] = created["read_key"]
+        return created
 
     def __enter__(self) -> Gunicorn:
         return self.start()

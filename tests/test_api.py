@@ -24,7 +24,10 @@ def test_create_bin_answers_201_with_its_links(client):
     assert body["capture_url"] == f"http://localhost/h/{body['id']}"
     assert body["url"] == f"http://localhost/bins/{body['id']}"
     assert response.headers["Location"] == f"/api/v1/bins/{body['id']}"
-    assert client.get(f"/api/v1/bins/{body['id']}").json == body
+    assert len(body["read_key"]) >= 32
+    assert body["share_url"] == f"http://localhost/bins/{body['id']}#key={body['read_key']}"
+    shown = client.get(f"/api/v1/bins/{body['id']}").json
+    assert shown == {k: v for k, v in body.items() if k not in ("read_key", "share_url")}
 
 
 def test_bin_ids_are_unique_and_random(client):
@@ -71,6 +74,9 @@ def test_summaries_never_carry_headers_or_bodies(client, new_bin):
         "body_size",
         "remote_addr",
         "received_at",
+        "status",
+        "rejected",
+        "pinned",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", summary["received_at"])
 

@@ -41,7 +41,7 @@ def request_bytes(
 
 
 def get_json(server, path: str) -> dict:
-    response = requests.get(server.url + path, timeout=10)
+    response = requests.get(server.url + path, auth=server.auth, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -55,7 +55,9 @@ def detail(server, bin_id: str, seq: int | str) -> dict:
 
 
 def raw_body(server, bin_id: str, seq: int | str) -> bytes:
-    response = requests.get(server.url + f"/api/v1/bins/{bin_id}/requests/{seq}/raw", timeout=10)
+    response = requests.get(
+        server.url + f"/api/v1/bins/{bin_id}/requests/{seq}/raw", auth=server.auth, timeout=10
+    )
     assert response.status_code == 200
     return response.content
 
@@ -276,7 +278,7 @@ def test_sequence_numbers_count_per_bin(server):
 def test_pages_and_api_send_security_headers(server, bin_, path):
     requests.post(bin_["capture_url"], data=b"<script>alert(1)</script>", timeout=10)
     # Only the headers are under test: the page's status depends on its template.
-    response = requests.get(server.url + path.format(id=bin_["id"]), timeout=10)
+    response = requests.get(server.url + path.format(id=bin_["id"]), auth=server.auth, timeout=10)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     csp = response.headers["Content-Security-Policy"]
@@ -288,7 +290,9 @@ def test_pages_and_api_send_security_headers(server, bin_, path):
 def test_raw_download_cannot_render_in_a_browser(server, bin_):
     body = b"<html><script>alert(1)</script></html>"
     requests.post(bin_["capture_url"], data=body, headers={"Content-Type": "text/html"}, timeout=10)
-    response = requests.get(server.url + f"/api/v1/bins/{bin_['id']}/requests/1/raw", timeout=10)
+    response = requests.get(
+        server.url + f"/api/v1/bins/{bin_['id']}/requests/1/raw", auth=server.auth, timeout=10
+    )
     assert response.status_code == 200
     assert response.content == body
     assert response.headers["Content-Type"] == "application/octet-stream"

@@ -20,22 +20,22 @@ def four_workers(tmp_path):
         yield running
 
 
-def get_json(url: str, **params: int) -> dict:
-    response = requests.get(url, params=params, timeout=10)
+def get_json(server, path: str, **params: int) -> dict:
+    response = requests.get(server.url + path, params=params, auth=server.auth, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def stored_bodies(url: str, bin_id: str) -> dict[int, str]:
+def stored_bodies(server, bin_id: str) -> dict[int, str]:
     """Map every stored seq of a bin to its body's sha256, paging through the list API."""
     seqs: list[int] = []
     page = {"next_before": 0}
     while page["next_before"] is not None:
         before = {"before": page["next_before"]} if page["next_before"] else {}
-        page = get_json(f"{url}/api/v1/bins/{bin_id}/requests", limit=200, **before)
+        page = get_json(server, f"/api/v1/bins/{bin_id}/requests", limit=200, **before)
         seqs += [summary["seq"] for summary in page["requests"]]
-    detail = f"{url}/api/v1/bins/{bin_id}/requests/"
-    return {seq: get_json(detail + str(seq))["body"]["sha256"] for seq in seqs}
+    detail = f"/api/v1/bins/{bin_id}/requests/"
+    return {seq: get_json(server, detail + str(seq))["body"]["sha256"] for seq in seqs}
 
 
 def test_a_burst_across_workers_stores_every_body_once_in_order(four_workers):
@@ -57,7 +57,7 @@ def test_a_burst_across_workers_stores_every_body_once_in_order(four_workers):
     assert "Traceback" not in log
     for bin_ in bins:
         sent = {hashlib.sha256(body).hexdigest() for b, body in sends if b is bin_}
-        stored = stored_bodies(four_workers.url, bin_["id"])
+        stored = stored_bodies(four_workers, bin_["id"])
         answered = sorted(int(seq) for bin_id, _, seq in answers if bin_id == bin_["id"])
         assert sorted(stored) == answered == list(range(1, SENDS // 2 + 1))
         assert sorted(stored.values()) == sorted(sent)

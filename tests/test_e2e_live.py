@@ -16,9 +16,11 @@ WAIT = 5.0
 class Watcher:
     """A page's view of a bin: every ``captured`` event received, and the de-duplicated list."""
 
-    def __init__(self, url: str, transports: tuple[str, ...] | None = ("websocket",)) -> None:
+    def __init__(self, server, transports: tuple[str, ...] | None = ("websocket",)) -> None:
         # None lets the client start with long polling and upgrade, as a browser does.
-        self.url, self.transports = url, transports and list(transports)
+        self.url, self.transports = server.url, transports and list(transports)
+        # The read keys of the bins this server created: watching needs the bin's key.
+        self.keys = server.auth.keys
         self.sio = socketio.Client(reconnection_delay=0.1, reconnection_delay_max=0.5)
         self.events: list[dict] = []
         self.by_seq: dict[int, dict] = {}
@@ -36,7 +38,11 @@ class Watcher:
         return self
 
     def watch(self, bin_id: object, after: object = None) -> dict:
-        return self.sio.call("watch", {"bin": bin_id, "after": after}, timeout=WAIT)
+        return self.sio.call("watch", self.request(bin_id, after), timeout=WAIT)
+
+    def request(self, bin_id: object, after: object) -> dict:
+        key = self.keys.get(bin_id) if isinstance(bin_id, str) else None
+        return {"bin": bin_id, "after": after, **({"key": key} if key else {})}
 
     def wait_for(self, seqs: set[int], timeout: float = WAIT) -> list[int]:
         """Wait until all of ``seqs`` have arrived; return the seqs seen, in first-arrival order."""
@@ -50,7 +56,7 @@ class Watcher:
 
 @pytest.fixture
 def watcher(server):
-    running = Watcher(server.url).connect()
+    running = Watcher(server).connect()
     yield running
     running.close()
 
@@ -61,15 +67,16 @@ def capture(capture_url: str, body: bytes = b"{}") -> int:
     return int(response.headers["X-Hookscope-Seq"])
 
 
-def listed(url: str, bin_id: str) -> list[dict]:
-    response = requests.get(f"{url}/api/v1/bins/{bin_id}/requests?limit=200", timeout=10)
+def listed(server, bin_id: str) -> list[dict]:
+    url = f"{server.url}/api/v1/bins/{bin_id}/requests?limit=200"
+    response = requests.get(url, auth=server.auth, timeout=10)
     return response.json()["requests"]
 
 
 @pytest.mark.parametrize("transports", [("websocket",), None], ids=["websocket", "polling-upgrade"])
 def test_each_capture_arrives_live_in_the_shape_the_list_shows(server, transports):
     bin_ = server.create_bin()
-    watcher = Watcher(server.url, transports).connect()
+    watcher = Watcher(server, transports).connect()
     try:
         ack = watcher.watch(bin_["id"])
         assert ack["ok"] is True
@@ -79,7 +86,7 @@ def test_each_capture_arrives_live_in_the_shape_the_list_shows(server, transport
             assert watcher.wait_for({n}) == list(range(1, n + 1))
     finally:
         watcher.close()
-    assert watcher.events == list(reversed(listed(server.url, bin_["id"])))
+    assert watcher.events == list(reversed(listed(server, bin_["id"])))
 
 
 def test_watch_after_replays_what_was_missed_then_streams(server, watcher):
@@ -93,7 +100,7 @@ def test_watch_after_replays_what_was_missed_then_streams(server, watcher):
     capture(bin_["capture_url"])
     assert watcher.wait_for({6, 7}) == [3, 4, 5, 6, 7]
     # The replay carries the same summaries the list API gives.
-    by_seq = {s["seq"]: s for s in listed(server.url, bin_["id"])}
+    by_seq = {s["seq"]: s for s in listed(server, bin_["id"])}
     assert all(watcher.by_seq[seq] == by_seq[seq] for seq in range(3, 8))
     assert {e["seq"] for e in watcher.events} == {3, 4, 5, 6, 7}
 
@@ -135,7 +142,7 @@ def test_bad_watch_is_refused_with_a_reason(server, watcher, payload):
 def test_a_watcher_catches_up_after_the_server_restarts(fresh_server):
     fresh_server.start()
     bin_ = fresh_server.create_bin()
-    watcher = Watcher(fresh_server.url)
+    watcher = Watcher(fresh_server)
     acks: list[dict] = []
 
     def on_ack(ack: dict) -> None:
@@ -148,7 +155,7 @@ def test_a_watcher_catches_up_after_the_server_restarts(fresh_server):
         # What a page does on every (re)connection: ask again from the highest seq it has.
         with watcher.changed:
             after = max(watcher.by_seq, default=None)
-        watcher.sio.emit("watch", {"bin": bin_["id"], "after": after}, callback=on_ack)
+        watcher.sio.emit("watch", watcher.request(bin_["id"], after), callback=on_ack)
 
     watcher.connect()
     try:

@@ -1,0 +1,42 @@
+"""Secrets of a bin: ids, read keys and ingest credentials. Pure; compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+
+def new_id() -> str:
+    """Return an unguessable bin id: 128 bits from ``secrets``, lower-case base32."""
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+
+
+def new_key() -> str:
+    """Return a fresh read key: 192 bits from ``secrets``."""
+    return secrets.token_urlsafe(24)
+
+
+def digest(secret: str) -> str:
+    """Hash a secret for storage; keys are random enough that no salt or stretching is needed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def same(secret: str, expected_digest: str) -> bool:
+    """Compare a presented secret with a stored digest in constant time."""
+    return hmac.compare_digest(digest(secret), expected_digest)
+
+
+def authorization_value(kind: str, credentials: dict[str, str]) -> str:
+    """Build the Authorization header a sender must present for ``basic`` or ``bearer``."""
+    if kind == "basic":
+        pair = f"{credentials['username']}:{credentials['password']}".encode()
+        return "basic " + base64.b64encode(pair).decode("ascii")
+    return "bearer " + credentials["token"]
+
+
+def normalised_authorization(header: str) -> str:
+    """Lower-case the scheme of an Authorization header (it is case-insensitive), keep the rest."""
+    scheme, _, rest = header.strip().partition(" ")
+    return f"{scheme.lower()} {rest.strip()}"
