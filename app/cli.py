@@ -1,4 +1,4 @@
-"""The ``hookscope`` command: ``serve``, plus Flask's own (``db upgrade``, ``routes``)."""
+"""The ``hookscope`` command: serve, create, list, prune, plus Flask's own (``db upgrade``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import os
 import sys
 
 import click
-from flask.cli import FlaskGroup
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
 
-from . import create_app
+from . import bins, create_app
+from .api import bin_dict
+from .config import server_settings
+from .models import Bin
 
 
 @click.group(cls=FlaskGroup, create_app=create_app)
@@ -22,3 +26,51 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     """Serve under gunicorn with the production settings (extra arguments go to gunicorn)."""
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:app.serving", *gunicorn_args]
     os.execv(sys.executable, [*argv, "app:create_app()"])  # noqa: S606 - fixed program, no shell
+
+
+def _request_context():
+    """A request context on the public base URL, so links come out as users will open them."""
+    base = current_app.config["HOOKSCOPE_PUBLIC_URL"] or (
+        f"http://127.0.0.1:{server_settings().port}"
+    )
+    return current_app.test_request_context(base_url=base)
+
+
+@main.command()
+@click.option("--name", default="", help="A name to tell the bin apart.")
+@with_appcontext
+def create(name: str) -> None:
+    """Create a bin; print its capture URL, read key and share link."""
+    with _request_context():
+        created = bins.create(name=name)
+        shown = bin_dict(created.bin, created.read_key)
+    click.echo(f"id           {shown['id']}")
+    click.echo(f"capture URL  {shown['capture_url']}")
+    click.echo(f"read key     {shown['read_key']}")
+    click.echo(f"share link   {shown['share_url']}")
+
+
+@main.command("list")
+@with_appcontext
+def list_bins() -> None:
+    """List every bin: id, requests stored, expiry, name."""
+    from .extensions import db
+
+    rows = db.session.scalars(db.select(Bin).order_by(Bin.created_at)).all()
+    if not rows:
+        click.echo("no bins")
+        return
+    click.echo(f"{'id':<26}  {'requests':>8}  {'expires (UTC)':<19}  name")
+    for bin_ in rows:
+        expires = bin_.expires_at.strftime("%Y-%m-%d %H:%M:%S") if bin_.expires_at else "never"
+        click.echo(f"{bin_.id:<26}  {bin_.request_count:>8}  {expires:<19}  {bin_.name}")
+
+
+@main.command()
+@with_appcontext
+def prune() -> None:
+    """Delete the bins whose expiry has passed."""
+    expired = bins.prune()
+    click.echo(f"pruned {len(expired)} expired bin(s)")
+    for bin_id in expired:
+        click.echo(f"  {bin_id}")

@@ -56,6 +56,13 @@ def on_starting(server) -> None:
         bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])
 
 
+def post_worker_init(worker) -> None:
+    """Start pruning expired bins in this worker."""
+    from . import janitor
+
+    janitor.start(worker.wsgi)
+
+
 def pre_request(worker, req) -> None:
     """Keep the header list exactly as received (order, duplicates, underscores) for the capture."""
     setattr(req.body, RAW_HEADERS_ATTR, tuple(req.headers))
