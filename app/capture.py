@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.routing import PathConverter, Rule
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from . import bins, live, snapshot
+from . import bins, clock, live, snapshot
 
 MOUNT = "/h"
 
@@ -62,7 +60,7 @@ def mib(n: int) -> str:
 
 def receive(target: str) -> Response:
     """Store what arrived and tell anyone watching."""
-    received_at = datetime.now(UTC)
+    received_at = clock.now()
     bin_id = target.partition("/")[0]
     bin_ = bins.get(bin_id)
     if bin_ is None:

@@ -36,7 +36,7 @@ def _request_context():
     return current_app.test_request_context(base_url=base)
 
 
-@main.command()
+@click.command()
 @click.option("--name", default="", help="A name to tell the bin apart.")
 @with_appcontext
 def create(name: str) -> None:
@@ -50,7 +50,7 @@ def create(name: str) -> None:
     click.echo(f"share link   {shown['share_url']}")
 
 
-@main.command("list")
+@click.command("list")
 @with_appcontext
 def list_bins() -> None:
     """List every bin: id, requests stored, expiry, name."""
@@ -66,7 +66,7 @@ def list_bins() -> None:
         click.echo(f"{bin_.id:<26}  {bin_.request_count:>8}  {expires:<19}  {bin_.name}")
 
 
-@main.command()
+@click.command()
 @with_appcontext
 def prune() -> None:
     """Delete the bins whose expiry has passed."""
@@ -74,3 +74,9 @@ def prune() -> None:
     click.echo(f"pruned {len(expired)} expired bin(s)")
     for bin_id in expired:
         click.echo(f"  {bin_id}")
+
+
+def init_app(app) -> None:
+    """Add the operator commands to ``flask``/``hookscope`` for this app."""
+    for command in (create, list_bins, prune):
+        app.cli.add_command(command)
