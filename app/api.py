@@ -9,11 +9,13 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from . import access, bins, bodies, live
+from . import access, bins, bodies, live, openapi
 from .links import bin_links, share_url
 from .models import Bin, CapturedRequest
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# The readable docs live beside the prefix, at /api/docs.
+bp.record_once(lambda s: s.app.add_url_rule("/api/docs", "api_docs", openapi.docs_page))
 
 
 class ApiError(Exception):
@@ -252,3 +254,9 @@ def get_raw(bin_id: str, seq: int) -> Response:
             "Content-Security-Policy": "sandbox",
         },
     )
+
+
+@bp.get("/openapi.json")
+def openapi_spec() -> Response:
+    """Describe this API in OpenAPI 3.1, with this server's address and limits."""
+    return Response(openapi.spec_json(), mimetype="application/json")

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, keys, storage
+from . import clock, keys, recording, storage
 from .extensions import db
 from .models import Bin, CapturedRequest, Payload, SummaryDict
-from .snapshot import Snapshot
 
-# Generated ids are 26 characters of base32 (128 random bits). Fixed bins declared by an operator
-# may use other ids, so lookups accept any URL-safe token up to 64 characters.
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_PATTERN = recording.ID_PATTERN
 PAGE_LIMIT_DEFAULT = 50
 PAGE_LIMIT_MAX = 200
 NAME_MAX, DESCRIPTION_MAX = 200, 2000
-# Expiry is renewed by activity, but written at most this often per bin (or each 1% of the period).
-RENEW_EVERY = timedelta(hours=1)
 
 
 class Invalid(ValueError):
@@ -37,13 +31,6 @@ class Invalid(ValueError):
 class Created:
     bin: Bin
     read_key: str | None
-
-
-@dataclass(frozen=True)
-class Recorded:
-    summary: SummaryDict
-    # Sequence numbers that retention dropped to make room.
-    dropped: list[int] = field(default_factory=list)
 
 
 def _expiry(expires_after: int | None, now: datetime) -> datetime | None:
@@ -197,104 +184,13 @@ def delete_bin(bin_id: str) -> None:
     db.session.commit()
 
 
-def ingest_allowed(bin_: Bin, authorization: str | None) -> bool:
-    """Tell whether a capture may pass the bin's ingest protection."""
-    if bin_.ingest_auth is None or bin_.ingest_secret_hash is None:
-        return True
-    presented = keys.normalised_authorization(authorization or "")
-    return keys.same(presented, bin_.ingest_secret_hash)
-
-
-def record(
-    bin_id: str, snap: Snapshot, *, status: int = 200, rejected: bool = False
-) -> Recorded | None:
-    """Store one captured request under the bin's next sequence number and commit.
-
-    Retention drops the oldest unpinned requests beyond the bin's limit in the same transaction,
-    never the one just stored. Returns a ``Recorded``, or None when the bin no longer exists.
-    """
-    storage.begin_write()
-    row = db.session.execute(
-        update(Bin)
-        .where(Bin.id == bin_id)
-        .values(last_seq=Bin.last_seq + 1, request_count=Bin.request_count + 1)
-        .returning(Bin.last_seq, Bin.request_count, Bin.max_requests, Bin.expires_after)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if row is None:
-        db.session.rollback()
-        return None
-    seq, count, limit, expires_after = row
-    captured = CapturedRequest(
-        bin_id=bin_id,
-        seq=seq,
-        method=snap.method,
-        path=snap.path,
-        query_string=snap.query_string,
-        content_type=snap.content_type,
-        body_size=len(snap.body),
-        remote_addr=snap.remote_addr,
-        received_at=snap.received_at,
-        status=status,
-        rejected=rejected,
-        pinned=False,
-    )
-    captured.payload = Payload(
-        url=snap.url, http_version=snap.http_version, headers=snap.headers, body=snap.body
-    )
-    db.session.add(captured)
-    dropped = _drop_oldest(bin_id, count - limit, keep=seq) if count > limit else []
-    _renew(bin_id, expires_after, snap.received_at)
-    db.session.commit()
-    return Recorded(captured.to_summary(), dropped)
-
-
-def _drop_oldest(bin_id: str, excess: int, keep: int) -> list[int]:
-    victims = db.session.execute(
-        select(CapturedRequest.id, CapturedRequest.seq)
-        .where(
-            CapturedRequest.bin_id == bin_id,
-            CapturedRequest.pinned.is_(False),
-            CapturedRequest.seq != keep,
-        )
-        .order_by(CapturedRequest.seq)
-        .limit(excess)
-    ).all()
-    if victims:
-        db.session.execute(
-            delete(CapturedRequest).where(CapturedRequest.id.in_([v.id for v in victims]))
-        )
-        db.session.execute(
-            update(Bin)
-            .where(Bin.id == bin_id)
-            .values(request_count=Bin.request_count - len(victims))
-        )
-    return [v.seq for v in victims]
-
-
-def _renew(bin_id: str, expires_after: int | None, now: datetime) -> None:
-    """Push the bin's expiry out by its period, writing only when it moved enough to matter."""
-    if expires_after is None:
-        return
-    target = now + timedelta(seconds=expires_after)
-    slack = min(RENEW_EVERY, timedelta(seconds=expires_after / 100))
-    db.session.execute(
-        update(Bin)
-        .where(Bin.id == bin_id, Bin.expires_at < target - slack)
-        .values(expires_at=target)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def touch(bin_: Bin) -> None:
     """Renew a bin's expiry because someone looked at it (cheap: usually no write at all)."""
-    if bin_.expires_after is None or bin_.expires_at is None:
-        return
     now = clock.now()
-    if bin_.expires_at >= now + timedelta(seconds=bin_.expires_after) - RENEW_EVERY:
+    if not recording.due_for_renewal(bin_.expires_after, bin_.expires_at, now):
         return
     storage.begin_write()
-    _renew(bin_.id, bin_.expires_after, now)
+    recording.renew(db.session.connection(), bin_.id, bin_.expires_after, bin_.expires_at, now)
     db.session.commit()
     db.session.refresh(bin_)
 

@@ -7,7 +7,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.routing import PathConverter, Rule
 from werkzeug.wsgi import get_content_length, get_input_stream
 
-from . import bins, clock, live, snapshot
+from . import clock, live, recording, snapshot
 
 MOUNT = "/h"
 
@@ -62,8 +62,8 @@ def receive(target: str) -> Response:
     """Store what arrived and tell anyone watching."""
     received_at = clock.now()
     bin_id = target.partition("/")[0]
-    bin_ = bins.get(bin_id)
-    if bin_ is None:
+    target = recording.lookup(bin_id) if recording.ID_PATTERN.fullmatch(bin_id) else None
+    if target is None:
         return _plain("no such bin", 404)
     limit = current_app.config["HOOKSCOPE_MAX_BODY_BYTES"]
     try:
@@ -72,20 +72,20 @@ def receive(target: str) -> Response:
         return too_large(get_content_length(request.environ), limit)
     except ClientDisconnected:
         return _plain("the body ended before Content-Length bytes arrived", 400)
-    allowed = bins.ingest_allowed(bin_, request.headers.get("Authorization"))
+    allowed = target.allows(request.headers.get("Authorization"))
     snap = snapshot.take(
         request.environ,
         body,
         mount=f"{request.script_root}{MOUNT}/{bin_id}",
         received_at=received_at,
     )
-    recorded = bins.record(bin_id, snap, status=200 if allowed else 401, rejected=not allowed)
+    recorded = recording.record(bin_id, snap, status=200 if allowed else 401, rejected=not allowed)
     if recorded is None:
         return _plain("no such bin", 404)
     live.publish_capture(recorded)
     seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
     if not allowed:
-        challenge = 'Basic realm="hookscope"' if bin_.ingest_auth == "basic" else "Bearer"
+        challenge = 'Basic realm="hookscope"' if target.ingest_auth == "basic" else "Bearer"
         return _plain(
             "this bin requires authentication", 401, **{"WWW-Authenticate": challenge}, **seq
         )

@@ -18,9 +18,9 @@ from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
 from . import access, bins
-from .bins import Recorded
 from .extensions import socketio
 from .models import BinDict, SummaryDict
+from .recording import Recorded
 
 CAPTURED = "captured"
 

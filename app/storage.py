@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from .extensions import db
 
 _WRITE = "hookscope_write"
+# Execution options that make a connection's next transaction a write transaction.
+WRITE = {_WRITE: True}
 
 
 def init_app(app: Flask) -> None:
@@ -53,4 +55,4 @@ def begin_write() -> None:
     session = db.session()
     if session.in_transaction():
         session.commit()
-    session.connection(execution_options={_WRITE: True})
+    session.connection(execution_options=WRITE)

@@ -40,19 +40,20 @@ def cluster(tmp_path_factory):
         drop_postgres_database(database)
 
 
-def watcher(server: Gunicorn, bin_id: str) -> tuple[socketio.Client, queue.Queue]:
+def watcher(server: Gunicorn, bin_: dict) -> tuple[socketio.Client, queue.Queue]:
     events: queue.Queue = queue.Queue()
     sio = socketio.Client(reconnection=False)
     sio.on("captured", events.put)
     sio.connect(server.url, transports=["websocket"], wait_timeout=10)
-    assert sio.call("watch", {"bin": bin_id, "after": None}, timeout=10)["ok"] is True
+    request = {"bin": bin_["id"], "after": None, "key": bin_["read_key"]}
+    assert sio.call("watch", request, timeout=10)["ok"] is True
     return sio, events
 
 
 def test_a_capture_on_one_host_appears_live_on_the_other(cluster):
     a, b = cluster
     bin_ = a.create_bin()
-    sio, events = watcher(b, bin_["id"])
+    sio, events = watcher(b, bin_)
     try:
         sent = []
         for i in range(10):
@@ -71,7 +72,9 @@ def test_both_hosts_serve_the_same_bins_and_history(cluster):
     for server in (a, b, a, b):
         assert requests.put(f"{server.url}/h/{bin_['id']}", data=b"hi", timeout=10).ok
     for server in (a, b):
-        page = requests.get(f"{server.url}/api/v1/bins/{bin_['id']}/requests", timeout=10).json()
+        url = f"{server.url}/api/v1/bins/{bin_['id']}/requests"
+        auth = {"Authorization": f"Bearer {bin_['read_key']}"}
+        page = requests.get(url, headers=auth, timeout=10).json()
         assert [r["seq"] for r in page["requests"]] == [4, 3, 2, 1]
 
 
