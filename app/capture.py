@@ -83,6 +83,9 @@ def receive(target: str) -> Response:
     if recorded is None:
         return _plain("no such bin", 404)
     live.publish_capture(recorded)
+    # Let other connections run: on a busy keep-alive connection gevent would otherwise serve
+    # its next request without switching, and the rest of the senders wait seconds.
+    live.yield_now()
     seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
     if not allowed:
         challenge = 'Basic realm="hookscope"' if target.ingest_auth == "basic" else "Bearer"

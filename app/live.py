@@ -63,6 +63,11 @@ def publish_capture(recorded: Recorded) -> None:
         publish_deleted(bin_id, recorded.dropped)
 
 
+def yield_now() -> None:
+    """Give other greenlets (or threads) a turn."""
+    socketio.sleep(0)
+
+
 def publish_deleted(bin_id: str, seqs: list[int]) -> None:
     socketio.emit("deleted", {"bin": bin_id, "seqs": seqs}, to=room(bin_id))
 
