@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,6 +14,8 @@ from .links import bin_links, share_url
 from .models import Bin, CapturedRequest
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_SEQ = bins.MAX_SEQ
+SEQ = "<int:seq>"  # larger than MAX_SEQ: bins.find answers None
 # The readable docs live beside the prefix, at /api/docs.
 bp.record_once(lambda s: s.app.add_url_rule("/api/docs", "api_docs", openapi.docs_page))
 
@@ -61,18 +63,22 @@ def readable_or_404(bin_id: str) -> Bin:
     return bin_
 
 
-def _int_arg(name: str, default: int | None) -> int | None:
+def _int_arg(name: str, default: int | None, low: int = 0, high: int = MAX_SEQ) -> int | None:
+    """Read a whole-number query parameter within [low, high], or explain what is wrong."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        message = f"{name} must be a whole number, got {raw!r}"
-        raise ApiError(400, "bad_parameter", message) from None
-    if value < 0:
-        raise ApiError(400, "bad_parameter", f"{name} must not be negative")
-    return value
+    if not raw.isdigit() or not raw.isascii() or not low <= int(raw) <= high:
+        message = f"{name} must be a whole number from {low} to {high}, got {raw!r}"
+        raise ApiError(400, "bad_parameter", message)
+    return int(raw)
+
+
+def _bool_arg(name: str) -> bool:
+    raw = request.args.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ApiError(400, "bad_parameter", f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
 
 
 def _time_arg(name: str) -> datetime | None:
@@ -80,8 +86,10 @@ def _time_arg(name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+        # Times near the ends of the calendar cannot be moved to UTC; say so rather than fail.
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         message = f"{name} must be an ISO 8601 time with a zone, like 2026-11-23T12:00:00Z"
@@ -164,9 +172,7 @@ def open_session(bin_id: str) -> tuple[str, int]:
 def list_requests(bin_id: str) -> Response:
     """List captured requests newest first; pass ``next_before`` back as ``before``."""
     bin_ = readable_or_404(bin_id)
-    limit = _int_arg("limit", bins.PAGE_LIMIT_DEFAULT) or bins.PAGE_LIMIT_DEFAULT
-    if limit > bins.PAGE_LIMIT_MAX:
-        raise ApiError(400, "bad_parameter", f"limit must be at most {bins.PAGE_LIMIT_MAX}")
+    limit = _int_arg("limit", bins.PAGE_LIMIT_DEFAULT, low=1, high=bins.PAGE_LIMIT_MAX)
     page = bins.page(
         bin_.id,
         limit=limit,
@@ -182,8 +188,7 @@ def list_requests(bin_id: str) -> Response:
 def clear_requests(bin_id: str) -> Response:
     """Delete every request of the bin except pinned ones (``?include_pinned=true`` for all)."""
     bin_ = readable_or_404(bin_id)
-    everything = request.args.get("include_pinned", "").lower() in ("1", "true", "yes")
-    deleted = bins.clear(bin_.id, include_pinned=everything)
+    deleted = bins.clear(bin_.id, include_pinned=_bool_arg("include_pinned"))
     live.publish_cleared(bin_.id)
     return jsonify(deleted=deleted)
 
@@ -196,7 +201,7 @@ def _captured_or_404(bin_id: str, seq: int) -> CapturedRequest:
     return captured
 
 
-@bp.get("/bins/<bin_id>/requests/<int:seq>")
+@bp.get(f"/bins/<bin_id>/requests/{SEQ}")
 def get_request(bin_id: str, seq: int) -> Response:
     """Give one request's detail: headers in order, parsed query and form, body description."""
     captured = _captured_or_404(bin_id, seq)
@@ -217,7 +222,7 @@ def get_request(bin_id: str, seq: int) -> Response:
     )
 
 
-@bp.patch("/bins/<bin_id>/requests/<int:seq>")
+@bp.patch(f"/bins/<bin_id>/requests/{SEQ}")
 def update_request(bin_id: str, seq: int) -> Response:
     """Pin a request so retention keeps it, or unpin it: ``{"pinned": true}``."""
     bin_ = readable_or_404(bin_id)
@@ -231,7 +236,7 @@ def update_request(bin_id: str, seq: int) -> Response:
     return jsonify(summary)
 
 
-@bp.delete("/bins/<bin_id>/requests/<int:seq>")
+@bp.delete(f"/bins/<bin_id>/requests/{SEQ}")
 def delete_request(bin_id: str, seq: int) -> tuple[str, int]:
     """Delete one request."""
     bin_ = readable_or_404(bin_id)
@@ -241,7 +246,7 @@ def delete_request(bin_id: str, seq: int) -> tuple[str, int]:
     return "", 204
 
 
-@bp.get("/bins/<bin_id>/requests/<int:seq>/raw")
+@bp.get(f"/bins/<bin_id>/requests/{SEQ}/raw")
 def get_raw(bin_id: str, seq: int) -> Response:
     """Return the exact body bytes as a download that no browser will render."""
     captured = _captured_or_404(bin_id, seq)

@@ -14,6 +14,8 @@ from .extensions import db
 from .models import Bin, CapturedRequest, Payload, SummaryDict
 
 ID_PATTERN = recording.ID_PATTERN
+# Sequence numbers are 64-bit integers in every database; larger ones cannot name a request.
+MAX_SEQ = 2**63 - 1
 PAGE_LIMIT_DEFAULT = 50
 PAGE_LIMIT_MAX = 200
 NAME_MAX, DESCRIPTION_MAX = 200, 2000
@@ -84,8 +86,22 @@ def get(bin_id: str) -> Bin | None:
     return db.session.get(Bin, bin_id)
 
 
+def is_text(value: object, limit: int, minimum: int = 0) -> bool:
+    """Tell whether ``value`` is storable text: a string of bounded length that is valid Unicode.
+
+    JSON can carry lone surrogates (``"\\ud800"``), which no database or UTF-8 encoder accepts.
+    """
+    if not isinstance(value, str) or not minimum <= len(value) <= limit:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(value: object, limit: int, what: str) -> str:
-    if not isinstance(value, str) or len(value) > limit:
+    if not is_text(value, limit):
         raise Invalid(f"bad_{what}", f"{what} must be text of at most {limit} characters")
     return value
 
@@ -120,14 +136,19 @@ def _expires_after(value: object) -> int | None:
     return value
 
 
+INGEST_FIELDS = {"basic": ("username", "password"), "bearer": ("token",)}
+
+
 def _ingest(value: object) -> tuple[str | None, str | None]:
     """Validate an ingest protection setting; return (kind, digest of the expected header)."""
     if value is None or value == {"type": "none"}:
         return None, None
     kind = value.get("type") if isinstance(value, dict) else None
-    fields = {"basic": ("username", "password"), "bearer": ("token",)}.get(kind)
-    if fields is None or not all(
-        isinstance(value.get(f), str) and 0 < len(value[f]) <= 500 for f in fields
+    fields = INGEST_FIELDS.get(kind) if isinstance(kind, str) else None
+    if (
+        fields is None
+        or set(value) != {"type", *fields}
+        or not all(is_text(value[f], 500, minimum=1) for f in fields)
     ):
         raise Invalid(
             "bad_ingest_auth",
@@ -240,6 +261,8 @@ def since(bin_id: str, after: int, limit: int) -> list[SummaryDict]:
 
 def find(bin_id: str, seq: int) -> CapturedRequest | None:
     """Return one captured request (summary columns only)."""
+    if not 0 <= seq <= MAX_SEQ:
+        return None
     return db.session.scalars(
         select(CapturedRequest).where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)
     ).one_or_none()
@@ -252,6 +275,8 @@ def payload_of(captured: CapturedRequest) -> Payload:
 
 def delete_request(bin_id: str, seq: int) -> bool:
     """Delete one request; tell whether it existed."""
+    if not 0 <= seq <= MAX_SEQ:
+        return False
     storage.begin_write()
     gone = db.session.execute(
         delete(CapturedRequest).where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)

@@ -20,7 +20,9 @@ def new_key() -> str:
 
 def digest(secret: str) -> str:
     """Hash a secret for storage; keys are random enough that no salt or stretching is needed."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    # surrogatepass: a key sent over Socket.IO's JSON may hold lone surrogates; it must simply
+    # not match, not crash.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def same(secret: str, expected_digest: str) -> bool:

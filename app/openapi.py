@@ -28,6 +28,7 @@ RULES = {
     "format": "{}",
     "default": "default {}",
 }
+QUOTED = ("default",)
 
 
 @cache
@@ -109,7 +110,11 @@ def _link(schema: Schema) -> str | None:
 
 
 def _row(name: str, schema: Schema, required: bool) -> Row:
-    rules = ", ".join(text.format(schema[key]) for key, text in RULES.items() if key in schema)
+    rules = ", ".join(
+        text.format(json.dumps(schema[key]) if key in QUOTED else schema[key])
+        for key, text in RULES.items()
+        if key in schema
+    )
     return {
         "name": name,
         "type": type_of(schema),
@@ -125,7 +130,7 @@ def fields(document: Schema, schema: Schema) -> list[Row]:
     schema = _resolve(document, schema)
     properties = schema.get("properties")
     if not properties:
-        return [_row("", schema, True)]
+        return [_row("", schema, False)]
     needed = set(schema.get("required", ()))
     return [_row(name, prop, name in needed) for name, prop in properties.items()]
 
@@ -148,7 +153,11 @@ def operations(document: Schema) -> Iterator[Schema]:
                 "secured": op.get("security", document["security"]) != [],
                 "tag": op.get("tags", [""])[0],
                 "parameters": [
-                    {**_row(p["name"], p["schema"], p.get("required", False)), "in": p["in"]}
+                    {
+                        **_row(p["name"], p["schema"], p.get("required", False)),
+                        "in": p["in"],
+                        "description": p.get("description", ""),
+                    }
                     for p in params
                 ],
                 "body": body
