@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from flask import Flask, Response, current_app, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.routing import PathConverter, Rule
 from werkzeug.wsgi import get_content_length, get_input_stream
@@ -10,6 +14,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from . import clock, live, recording, snapshot
 
 MOUNT = "/h"
+log = logging.getLogger("hookscope.capture")
 
 
 class TargetConverter(PathConverter):
@@ -59,9 +64,38 @@ def mib(n: int) -> str:
 
 
 def receive(target: str) -> Response:
-    """Store what arrived and tell anyone watching."""
-    received_at = clock.now()
+    """Store what arrived, tell anyone watching, and log one line about it."""
+    started = time.perf_counter()
     bin_id = target.partition("/")[0]
+    try:
+        response = _receive(bin_id)
+    except DBAPIError:
+        # Never answer 2xx for a capture that was not stored: tell the sender to come back.
+        log.exception("capture failed: the database is unavailable")
+        retry = str(current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
+        response = _plain(
+            "storage is unavailable; nothing was stored, retry later", 503, **{"Retry-After": retry}
+        )
+    log.info(
+        "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f",
+        printable(bin_id),
+        printable(request.method),
+        printable(request.environ.get("RAW_URI") or request.path),
+        request.content_length if request.content_length is not None else "-",
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+    )
+    return response
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """Escape what a sender controls for a log line: no CR/LF or control characters, bounded."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+
+
+def _receive(bin_id: str) -> Response:
+    received_at = clock.now()
     target = recording.lookup(bin_id) if recording.ID_PATTERN.fullmatch(bin_id) else None
     if target is None:
         return _plain("no such bin", 404)

@@ -136,6 +136,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
     return {
         "SECRET_KEY": _secret_key(env, instance_path),
         "SQLALCHEMY_DATABASE_URI": _database_url(env, instance_path),
+        # A connection the database dropped (a restart, a failover) is replaced, not reused.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "HOOKSCOPE_RETRY_AFTER_SECONDS": _int(env, "HOOKSCOPE_RETRY_AFTER_SECONDS", 5, 1),
         "REDIS_URL": _redis_url(env),
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
         "HOOKSCOPE_PROXY_COUNT": _int(env, "HOOKSCOPE_PROXY_COUNT", 0),

@@ -1,8 +1,9 @@
-"""Response headers that keep captured data inert in the browser."""
+"""Keep the browser side locked down: strict response headers, Secure cookies behind HTTPS."""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 
 CSP = "; ".join(
     [
@@ -19,7 +20,16 @@ CSP = "; ".join(
 )
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came in over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # request.is_secure follows X-Forwarded-Proto only from trusted proxies (ProxyFix).
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     app.after_request(_harden)
 
 

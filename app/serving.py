@@ -57,9 +57,19 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Start pruning expired bins in this worker."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins."""
+    import logging
+    import sys
+
     from . import janitor
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    )
+    logger = logging.getLogger("hookscope")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     janitor.start(worker.wsgi)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, url_for
+from contextlib import suppress
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
 from . import access, bins
@@ -39,6 +42,19 @@ def show_bin(bin_id: str) -> tuple[str, int] | str:
     bins.touch(bin_)
     key = access.remembered_keys().get(bin_.id)
     return render_template("bin.html", bin=bin_dict(bin_, key))
+
+
+@bp.app_errorhandler(DBAPIError)
+def _database_unavailable(err: DBAPIError) -> tuple[Response | str, int, dict[str, str]]:
+    """Say the database is unreachable (503 with Retry-After) instead of a bare 500."""
+    current_app.logger.error("database unavailable: %s", err.__class__.__name__)
+    with suppress(DBAPIError):
+        db.session.rollback()
+    retry = {"Retry-After": str(current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])}
+    message = "the database is unavailable; try again shortly"
+    if request.path.startswith("/api/"):
+        return jsonify(error="storage_unavailable", message=message), 503, retry
+    return message, 503, retry
 
 
 @bp.get("/healthz")
