@@ -3,10 +3,10 @@
 // it from the address bar, and reloads the page, which the cookie now opens.
 
 const main = document.getElementById("locked");
-const params = new URLSearchParams(window.location.hash.slice(1));
-const key = params.get("key");
 
-if (main && key) {
+function unlock() {
+  const key = new URLSearchParams(window.location.hash.slice(1)).get("key");
+  if (!main || !key) return;
   document.getElementById("locked-title").textContent = "Opening the bin…";
   history.replaceState(null, "", window.location.pathname + window.location.search);
   fetch(main.dataset.sessionUrl, {
@@ -23,3 +23,7 @@ if (main && key) {
       "The bin may have expired or been deleted, or the link is incomplete.";
   });
 }
+
+unlock();
+// Pasting the share link over this page's own address changes only the fragment: no new load.
+window.addEventListener("hashchange", unlock);

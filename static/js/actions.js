@@ -1,0 +1,63 @@
+// Changes a user makes to a bin: pin, delete, clear, delete the bin. The page learns the outcome
+// from the live stream (every open tab does), so these only send the request and report failures.
+
+const ARM_MS = 3000;
+
+/** Send a change to the API; resolve to the JSON answer (null for 204), reject with its message. */
+export async function change(url, method, body) {
+  const options = { method, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.body = JSON.stringify(body);
+    options.headers = { "Content-Type": "application/json", Accept: "application/json" };
+  }
+  const response = await fetch(url, options);
+  if (response.status === 204) return null;
+  if (response.ok) return response.json();
+  let message = `HTTP ${response.status}`;
+  try {
+    const payload = await response.json();
+    if (payload && typeof payload.message === "string") message = payload.message;
+  } catch {
+    // keep the status line
+  }
+  throw new Error(message);
+}
+
+/**
+ * A destructive button that asks twice: the first click arms it ("Click again to …"), a second
+ * click within three seconds runs `action`. No modal dialog, nothing to dismiss.
+ */
+export function armTwice(button, confirmLabel, action) {
+  const label = button.textContent;
+  let timer = null;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = null;
+    button.textContent = label;
+    button.classList.remove("armed");
+  };
+  button.addEventListener("click", async () => {
+    if (timer === null) {
+      button.textContent = confirmLabel;
+      button.classList.add("armed");
+      timer = setTimeout(disarm, ARM_MS);
+      return;
+    }
+    disarm();
+    button.disabled = true;
+    try {
+      await action();
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+/** Show a short message in the page's notice area (role=status), replacing the previous one. */
+export function notify(text, tone = "info") {
+  const area = document.getElementById("notice");
+  if (!area) return;
+  area.textContent = text;
+  area.dataset.tone = tone;
+  area.hidden = !text;
+}

@@ -1,0 +1,98 @@
+// The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
+
+import { initCopyButtons } from "./copy.js";
+import { DetailPane } from "./detail.js";
+import { RequestList } from "./list.js";
+import { showStatus, watchBin } from "./live.js";
+import { initManage, showBin, showDeleted } from "./manage.js";
+
+const main = document.getElementById("bin");
+const binId = main.dataset.binId;
+const apiUrl = main.dataset.apiUrl;
+const byId = (id) => document.getElementById(id);
+
+initCopyButtons(document.body);
+initManage(main);
+
+const list = new RequestList(
+  {
+    list: byId("request-list"),
+    empty: byId("list-empty"),
+    loading: byId("list-loading"),
+    error: byId("list-error"),
+    older: byId("load-older"),
+    count: byId("list-count"),
+  },
+  apiUrl,
+  binId,
+);
+const detail = new DetailPane(byId("detail"), apiUrl);
+const status = byId("live-status");
+
+/** The seq named by the address bar's #fragment, or null. */
+function seqFromHash() {
+  const match = /^#(\d{1,15})$/.exec(window.location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+function openFromHash() {
+  const seq = seqFromHash();
+  if (seq === list.selected) return;
+  list.select(seq);
+  if (seq === null) detail.reset();
+  else detail.show(seq);
+}
+
+window.addEventListener("hashchange", openFromHash);
+
+// j / k and the arrow keys move the selection, as in a mail client.
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.target instanceof HTMLElement && event.target.closest("input, textarea, select, [contenteditable]")) return;
+  const step = { j: 1, ArrowDown: 1, k: -1, ArrowUp: -1 }[event.key];
+  if (!step) return;
+  const seq = list.neighbour(step);
+  if (seq === null) return;
+  event.preventDefault();
+  window.location.hash = `#${seq}`;
+});
+
+async function start() {
+  openFromHash();
+  const loaded = await list.loadFirstPage();
+  if (list.selected !== null) list.select(list.selected);
+  watchBin({
+    binId,
+    // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
+    after: () => list.highestSeq() ?? (loaded ? 0 : null),
+    onCaptured: (summary) => {
+      if (list.add(summary, true)) list.update();
+    },
+    onGap: () => list.loadFirstPage(),
+    on: {
+      deleted: ({ seqs }) => {
+        const gone = Array.isArray(seqs) ? seqs.filter(Number.isSafeInteger) : [];
+        list.remove(gone);
+        if (gone.includes(detail.seq)) detail.gone(detail.seq);
+      },
+      cleared: async () => {
+        await list.loadFirstPage();
+        // The open request may have gone with the rest; asking again shows either it or why not.
+        if (detail.seq !== null && !list.rows.has(detail.seq)) detail.show(detail.seq);
+      },
+      pinned: (summary) => {
+        list.refresh(summary);
+        if (summary.seq === detail.seq) detail.setPinned(summary.pinned === true);
+      },
+      bin_updated: (bin) => showBin(bin),
+      bin_deleted: () => showDeleted(),
+    },
+    onStatus: (state, why) => {
+      showStatus(status, state, why);
+      // The first page failed earlier (server restarting?): read it now that the server answers.
+      if (state === "live" && !list.loaded) list.loadFirstPage();
+    },
+  });
+}
+
+start();

@@ -1,0 +1,205 @@
+// The request list: newest first, one row per seq, fed by the list API and the live stream.
+
+import { h } from "./dom.js";
+import { fetchJson } from "./detail.js";
+import { formatBytes, formatCount, mediaType, methodClass, parseTime, requestTarget, rowTime } from "./format.js";
+
+export const PAGE_SIZE = 50;
+
+const isSeq = (value) => Number.isSafeInteger(value) && value >= 0;
+
+/** "401 rejected" for a capture refused by ingest auth, "500" for another failure answer, else null. */
+export function answerLabel(summary) {
+  const status = Number(summary.status);
+  if (summary.rejected) return `${Number.isFinite(status) ? status : ""} rejected`.trim();
+  return Number.isFinite(status) && status >= 400 ? String(status) : null;
+}
+
+function row(summary, fresh) {
+  const seq = summary.seq;
+  const target = requestTarget(summary);
+  const received = parseTime(summary.received_at);
+  const type = mediaType(summary.content_type);
+  const size = Number(summary.body_size) || 0;
+  const answer = answerLabel(summary);
+  const link = h(
+    "a",
+    { class: "row", attrs: { href: `#${seq}` } },
+    h("span", { class: methodClass(summary.method) }, String(summary.method)),
+    h("span", { class: "row-target mono", title: target }, target),
+    h(
+      "span",
+      { class: "row-end" },
+      h("span", { class: "pin-badge", title: "Pinned: retention keeps it" }, "pinned"),
+      h("span", { class: "row-seq mono" }, `#${seq}`),
+    ),
+    h(
+      "span",
+      { class: "row-meta" },
+      answer ? h("span", { class: "row-answer", title: "What the sender was answered" }, answer) : null,
+      h("time", { attrs: { datetime: String(summary.received_at) }, title: String(summary.received_at) }, received ? rowTime(received) : ""),
+      h("span", { class: "row-size", title: formatCount(size) }, formatBytes(size)),
+      type ? h("span", { class: "row-type mono", title: String(summary.content_type) }, type) : null,
+    ),
+  );
+  const li = h("li", { class: fresh ? "fresh" : "", dataset: { seq } }, link);
+  li.classList.toggle("pinned", summary.pinned === true);
+  li.classList.toggle("rejected", summary.rejected === true);
+  return li;
+}
+
+export class RequestList {
+  /** `els`: list, empty, loading, error, older (button), count; `apiUrl`: the bin's API URL. */
+  constructor(els, apiUrl, binId) {
+    this.els = els;
+    this.apiUrl = apiUrl;
+    this.binId = binId;
+    this.rows = new Map(); // seq -> <li>
+    this.nextBefore = null;
+    this.loaded = false; // the first page has been read at least once
+    this.selected = null;
+    els.older.addEventListener("click", () => this.loadOlder());
+  }
+
+  /** The highest seq on the page, or null when none. */
+  highestSeq() {
+    const first = this.els.list.firstElementChild;
+    return first ? Number(first.dataset.seq) : null;
+  }
+
+  /**
+   * Read the newest page and make it the list. Rows that were on the page before are replaced by
+   * what the server says now (some may be gone); rows that arrived live meanwhile stay.
+   */
+  async loadFirstPage() {
+    const shownBefore = this.highestSeq() ?? -1;
+    const page = await this.fetchPage(null);
+    if (!page) return false;
+    const onPage = new Set(page.requests.map((summary) => summary.seq));
+    for (const [seq, li] of this.rows) {
+      if (seq <= shownBefore && !onPage.has(seq)) {
+        li.remove();
+        this.rows.delete(seq);
+      }
+    }
+    this.addAll(page.requests, false);
+    this.setNextBefore(page.next_before);
+    this.loaded = true;
+    this.update();
+    return true;
+  }
+
+  async loadOlder() {
+    if (this.nextBefore === null) return;
+    this.els.older.disabled = true;
+    const page = await this.fetchPage(this.nextBefore);
+    this.els.older.disabled = false;
+    if (!page) return;
+    this.addAll(page.requests, false);
+    this.setNextBefore(page.next_before);
+    this.update();
+  }
+
+  async fetchPage(before) {
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (before !== null) params.set("before", String(before));
+    try {
+      const page = await fetchJson(`${this.apiUrl}/requests?${params}`);
+      this.els.error.hidden = true;
+      return { requests: Array.isArray(page.requests) ? page.requests : [], next_before: page.next_before };
+    } catch (err) {
+      this.els.error.textContent = `Could not load requests: ${err.message}`;
+      this.els.error.hidden = false;
+      return null;
+    } finally {
+      this.els.loading.hidden = true;
+    }
+  }
+
+  setNextBefore(value) {
+    this.nextBefore = isSeq(value) ? value : null;
+    this.els.older.hidden = this.nextBefore === null;
+  }
+
+  addAll(summaries, fresh) {
+    for (const summary of summaries) this.add(summary, fresh);
+  }
+
+  /** Insert a summary in seq order (newest first); a seq already shown is ignored. */
+  add(summary, fresh = true) {
+    if (!summary || !isSeq(summary.seq) || summary.bin !== this.binId) return false;
+    if (this.rows.has(summary.seq)) {
+      this.refresh(summary);
+      return false;
+    }
+    const li = row(summary, fresh);
+    if (summary.seq === this.selected) li.setAttribute("aria-current", "true");
+    const list = this.els.list;
+    const seq = summary.seq;
+    const first = list.firstElementChild;
+    const last = list.lastElementChild;
+    if (!first || seq > Number(first.dataset.seq)) {
+      list.prepend(li);
+    } else if (seq < Number(last.dataset.seq)) {
+      list.append(li);
+    } else {
+      let before = first;
+      while (before && Number(before.dataset.seq) > seq) before = before.nextElementSibling;
+      list.insertBefore(li, before);
+    }
+    this.rows.set(seq, li);
+    if (fresh) li.addEventListener("animationend", () => li.classList.remove("fresh"), { once: true });
+    return true;
+  }
+
+  /** Take rows off the list (deleted, or dropped by retention). */
+  remove(seqs) {
+    for (const seq of seqs) {
+      this.rows.get(seq)?.remove();
+      this.rows.delete(seq);
+    }
+    this.update();
+  }
+
+  /** Reflect a changed summary (pinned or not) in its row, if shown. */
+  refresh(summary) {
+    this.rows.get(summary.seq)?.classList.toggle("pinned", summary.pinned === true);
+  }
+
+  /** Is the request shown on the list and pinned? */
+  isPinned(seq) {
+    return Boolean(this.rows.get(seq)?.classList.contains("pinned"));
+  }
+
+  /** Show the row for seq as selected (the detail pane shows it even when the row is not loaded). */
+  select(seq) {
+    if (this.selected !== null) this.rows.get(this.selected)?.removeAttribute("aria-current");
+    this.selected = seq;
+    const li = seq === null ? null : this.rows.get(seq);
+    if (li) {
+      li.setAttribute("aria-current", "true");
+      li.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  /** The seq `step` rows below (positive) or above (negative) the selection, or null. */
+  neighbour(step) {
+    const current = this.selected === null ? null : this.rows.get(this.selected);
+    let li = current || null;
+    if (!li) {
+      li = this.els.list.firstElementChild;
+      return li ? Number(li.dataset.seq) : null;
+    }
+    li = step > 0 ? li.nextElementSibling : li.previousElementSibling;
+    return li ? Number(li.dataset.seq) : null;
+  }
+
+  update() {
+    const count = this.rows.size;
+    const empty = this.loaded && count === 0 && this.nextBefore === null;
+    this.els.empty.hidden = !empty;
+    this.els.list.closest("main")?.classList.toggle("is-empty", empty);
+    this.els.count.textContent = count ? `${count}${this.nextBefore === null ? "" : "+"}` : "";
+    this.els.count.setAttribute("title", this.nextBefore === null ? `${count} requests` : `${count} loaded; older ones below`);
+  }
+}
