@@ -22,7 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # (app.serving) before the gevent worker patches the standard library, and these modules
     # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
     from . import api, capture, cli, live, security, storage, views
-    from .extensions import db, migrate
+    from .extensions import csrf, db, migrate
 
     app = Flask(
         __name__,
@@ -41,6 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     live.init_app(app)
     security.init_app(app)
     capture.init_app(app)
+    csrf.init_app(app)
+    # Captures are public and cookie-less; API calls are checked below, by how they authenticate.
+    csrf.exempt(capture.receive)
+    csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     cli.init_app(app)

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from . import access, bins, bodies, live, openapi
+from .extensions import csrf
 from .links import bin_links, share_url
 from .models import Bin, CapturedRequest
 
@@ -38,6 +40,15 @@ def _invalid(err: bins.Invalid) -> tuple[Response, int]:
     return jsonify(error=err.code, message=str(err)), 400
 
 
+@bp.errorhandler(CSRFError)
+def _csrf_error(err: CSRFError) -> tuple[Response, int]:
+    message = (
+        f"{err.description} A change made with the browser's cookie needs the X-CSRFToken header"
+        " from the page's csrf-token meta tag; scripts use Authorization: Bearer <read key>."
+    )
+    return jsonify(error="csrf_failed", message=message), 400
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException) -> tuple[Response, int]:
     code = (err.name or "error").lower().replace(" ", "_")
@@ -51,6 +62,19 @@ def _routing_error(err: HTTPException) -> HTTPException | tuple[Response, int]:
     if request.path.startswith(f"{bp.url_prefix}/"):
         return _http_error(err)
     return err
+
+
+@bp.before_request
+def _csrf_for_cookie_callers() -> None:
+    """Ask for the CSRF token only where a browser's cookie is the credential.
+
+    A Bearer key cannot be sent by another site, and a caller without the cookie holds nothing
+    a forged request could use; a change riding on the cookie must carry X-CSRFToken.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS") or access.bearer_token() is not None:
+        return
+    if current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
+        csrf.protect()
 
 
 def readable_or_404(bin_id: str) -> Bin:

@@ -159,6 +159,10 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hookscope",
         "PERMANENT_SESSION_LIFETIME": 180 * DAY,
+        # CSRF tokens live as long as the session: a page left open for hours keeps working.
+        "WTF_CSRF_TIME_LIMIT": None,
+        # Flask-WTF's HTTPS check wants a Referer, which every page here turns off (no-referrer).
+        "WTF_CSRF_SSL_STRICT": False,
         # API bodies are small JSON; the capture route reads its body itself with its own limit.
         "MAX_CONTENT_LENGTH": 1 * MIB,
     }

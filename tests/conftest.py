@@ -24,9 +24,28 @@ def app(tmp_path):
         drop_postgres_database(database)
 
 
+def csrf_token(client) -> str:
+    """Open the home page as a browser would and read the CSRF token its pages carry."""
+    page = client.get("/").text
+    return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def browser(app):
+    """Make browsers: clients that keep cookies and send their pages' CSRF token with changes."""
+
+    def make():
+        client = app.test_client()
+        client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def client(browser):
+    """One browser."""
+    return browser()
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ CREDENTIALS = ["no key", "wrong key", "another bin's key", "right key", "share l
 
 
 @pytest.fixture
-def owner(app):
+def owner(browser):
     """A browser that created two bins and captured one request in the first."""
-    client = app.test_client()
+    client = browser()
     mine = client.post("/api/v1/bins").json
     other = client.post("/api/v1/bins").json
     assert client.post(f"/h/{mine['id']}", data=b"secret").status_code == 200
@@ -148,3 +148,32 @@ def test_the_home_page_lists_your_bins_only(app, owner):
     listed = owner["client"].get("/api/v1/bins").json["bins"]
     assert {b["id"] for b in listed} == {owner["bin"]["id"], owner["other"]["id"]}
     assert app.test_client().get("/api/v1/bins").json == {"bins": []}
+
+
+def test_a_change_riding_on_the_cookie_needs_the_csrf_token(app, owner):
+    # What a forged request from another site would carry: the cookie, but not the token.
+    forged = owner["client"]
+    base = f"/api/v1/bins/{owner['bin']['id']}"
+    token = forged.environ_base.pop("HTTP_X_CSRFTOKEN")
+    for method, url, body in [
+        ("PATCH", base, {"name": "pwned"}),
+        ("DELETE", f"{base}/requests/1", None),
+        ("DELETE", f"{base}/requests", None),
+        ("DELETE", base, None),
+        ("POST", "/api/v1/bins", None),
+    ]:
+        response = forged.open(url, method=method, json=body)
+        assert response.status_code == 400, (method, url)
+        assert response.json["error"] == "csrf_failed"
+    assert forged.post("/bins").status_code == 400  # the home page's form
+    assert forged.get(f"{base}/requests/1").status_code == 200  # nothing changed
+    forged.environ_base["HTTP_X_CSRFTOKEN"] = token
+    assert forged.patch(base, json={"name": "mine"}).status_code == 200
+
+
+def test_scripts_with_the_key_need_no_csrf_token(app, owner):
+    script = app.test_client()
+    auth = {"Authorization": f"Bearer {owner['bin']['read_key']}"}
+    base = f"/api/v1/bins/{owner['bin']['id']}"
+    assert script.patch(base, json={"name": "ci"}, headers=auth).status_code == 200
+    assert script.post("/api/v1/bins").status_code == 201  # no cookie yet: nothing to forge

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from conftest import csrf_token
 from flask_migrate import upgrade
 from sqlalchemy import event
 
@@ -25,6 +26,7 @@ def test_a_locked_database_gets_503_and_service_resumes(tmp_path):
     with app.app_context():
         upgrade()
     client = app.test_client()
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
     new_bin = client.post("/api/v1/bins").json
     client.post(f"/h/{new_bin['id']}", data=b"before")
     holder = sqlite3.connect(path, isolation_level=None)

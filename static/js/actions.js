@@ -5,10 +5,12 @@ const ARM_MS = 3000;
 
 /** Send a change to the API; resolve to the JSON answer (null for 204), reject with its message. */
 export async function change(url, method, body) {
-  const options = { method, credentials: "same-origin" };
+  // The session cookie is the credential here, so every change carries the page's CSRF token.
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const options = { method, credentials: "same-origin", headers: { "X-CSRFToken": token } };
   if (body !== undefined) {
     options.body = JSON.stringify(body);
-    options.headers = { "Content-Type": "application/json", Accept: "application/json" };
+    Object.assign(options.headers, { "Content-Type": "application/json", Accept: "application/json" });
   }
   const response = await fetch(url, options);
   if (response.status === 204) return null;
