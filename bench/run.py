@@ -1,11 +1,12 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
-    .venv/bin/python bench/run.py [--quick] [--only ingest,live,profile] [--runs 3]
-                                  [--workers gevent,gthread] [--access-log on|off]
+    .venv/bin/python bench/run.py [--quick] [--only ingest,live,profile,big,memory,scaleout]
+                                  [--runs 3] [--workers gevent,gthread] [--access-log on|off]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
-app/serving.py) on 127.0.0.1 with a fresh SQLite file, and stops by itself. Prints a table of
-medians over the runs and writes everything to bench/results/<name>-<timestamp>.json.
+app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
+itself. Prints a table of medians over the runs and writes everything to
+bench/results/<name>-<timestamp>.json. big, memory and scaleout use the first of --workers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import importlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -23,11 +23,16 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
+import big_bins
 import ingest
 import live_latency
+import memory
 import profiling
+import scaleout
+from common import cpu_seconds, problems, worker_pids
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,15 +42,18 @@ WORKER_ENV = {
     "gevent": {"HOOKSCOPE_WORKER_CLASS": "gevent"},
     "gthread": {"HOOKSCOPE_WORKER_CLASS": "gthread", "HOOKSCOPE_THREADS": "100"},
 }
-# Lines in gunicorn's log that are not access-log lines and say something went wrong.
-PROBLEM = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|Exception|locked|Errno")
-ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^\]]+\] "')
+PER_WORKER_CLASS = {"ingest", "live", "profile"}
+SEPARATE = {"big", "memory", "scaleout"}
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 run, 3 s loads, 100 captures")
-    ap.add_argument("--only", default="ingest,live", help="ingest,live,profile (comma separated)")
+    ap.add_argument(
+        "--only",
+        default="ingest,live",
+        help="ingest,live,profile,big,memory,scaleout (comma separated)",
+    )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent,gthread", help="worker classes to compare")
     ap.add_argument("--connections", default="32,256")
@@ -67,10 +75,26 @@ def parse_args() -> argparse.Namespace:
         help="serve a snapshot of the last commit (default: others may be editing app/) "
         "or the working tree as it is",
     )
+    ap.add_argument("--big-rows", type=int, default=1_000_000, help="requests in the big bin")
+    ap.add_argument(
+        "--big-db",
+        default="sqlite,postgres" if os.environ.get("HOOKSCOPE_TEST_POSTGRES_URL") else "sqlite",
+        help="sqlite,postgres (postgres needs HOOKSCOPE_TEST_POSTGRES_URL)",
+    )
+    ap.add_argument("--memory-body-mib", type=float, default=25.0, help="large body size")
+    ap.add_argument("--memory-captures", type=int, default=100_000, help="1 KB captures")
+    ap.add_argument(
+        "--memory-seconds", type=float, default=150.0, help="time cap for the 1 KB captures"
+    )
+    ap.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="scaleout's Redis; when it does not answer, a private redis-server is started",
+    )
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
-    unknown = args.only - {"ingest", "live", "profile"}
+    unknown = args.only - PER_WORKER_CLASS - SEPARATE
     if unknown:
         ap.error(f"--only: unknown {', '.join(sorted(unknown))}")
     args.workers = args.workers.split(",")
@@ -82,10 +106,15 @@ def parse_args() -> argparse.Namespace:
     args.captures = args.captures or (100 if args.quick else 300)
     args.connections = [int(x) for x in args.connections.split(",")]
     args.watchers = [int(x) for x in args.watchers.split(",")]
+    args.big_db = args.big_db.split(",")
+    if "postgres" in args.big_db and not os.environ.get("HOOKSCOPE_TEST_POSTGRES_URL"):
+        ap.error("--big-db postgres needs HOOKSCOPE_TEST_POSTGRES_URL")
+    if "scaleout" in args.only and not os.environ.get("HOOKSCOPE_TEST_POSTGRES_URL"):
+        ap.error("scaleout needs HOOKSCOPE_TEST_POSTGRES_URL (a role that may create databases)")
     return args
 
 
-def load_harness(code: str) -> tuple[type, Path]:
+def load_harness(code: str):
     """Import tests/harness.py from the code under test; it serves the app from its own folder."""
     root = ROOT
     if code == "head":
@@ -95,13 +124,14 @@ def load_harness(code: str) -> tuple[type, Path]:
         )
         subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
     sys.path.insert(0, str(root / "tests"))
-    return importlib.import_module("harness").Gunicorn, root
+    return importlib.import_module("harness"), root
 
 
 Gunicorn: type = None  # set in main() by load_harness
 
 
-def server(worker: str, workdir: Path, access_log: str):
+def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | None = None):
+    """A gunicorn with production settings; ``extra`` environment overrides the defaults here."""
     env = {
         **WORKER_ENV[worker],
         # Pin SQLite even if HOOKSCOPE_TEST_DATABASE_URL points the tests at PostgreSQL.
@@ -113,23 +143,7 @@ def server(worker: str, workdir: Path, access_log: str):
     if access_log == "off":
         # GUNICORN_CMD_ARGS overrides the config file (app/serving.py sets accesslog="-").
         env["GUNICORN_CMD_ARGS"] = "--access-logfile /dev/null"
-    return Gunicorn(workdir, env=env)
-
-
-def worker_pids(master: int) -> list[int]:
-    text = Path(f"/proc/{master}/task/{master}/children").read_text()
-    return [int(x) for x in text.split()]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def problems(log: str) -> list[str]:
-    return [
-        line for line in log.splitlines() if PROBLEM.search(line) and not ACCESS_LINE.match(line)
-    ]
+    return Gunicorn(workdir, env={**env, **(extra or {})})
 
 
 def one_server(worker: str, args: argparse.Namespace, run: int) -> dict:
@@ -311,22 +325,25 @@ def main() -> int:
     args = parse_args()
     env = environment(args)
     started = args.started = time.strftime("%Y%m%d-%H%M%S")
-    Gunicorn, code_root = load_harness(args.code)
+    harness, code_root = load_harness(args.code)
+    Gunicorn = harness.Gunicorn
     env["code"] = f"{args.code} ({code_root})"
     print(f"hookscope bench: {args.runs} run(s), workers {args.workers}, "
           f"generator {env['generator']}, access log {args.access_log}, "
           f"load avg {env['loadavg_start'][0]:.2f}", flush=True)  # fmt: skip
     runs = []
-    for run in range(1, args.runs + 1):
+    for run in range(1, args.runs + 1) if args.only & PER_WORKER_CLASS else ():
         # Alternate the order so drift on a shared machine does not favour one class.
         order = args.workers if run % 2 else list(reversed(args.workers))
         for worker in order:
             print(f"run {run}/{args.runs}: {worker}", flush=True)
             runs.append(one_server(worker, args, run))
     rows = summarise(runs, args)
-    print()
-    print(f"medians of {args.runs} run(s); ratio = {args.workers[-1]} / {args.workers[0]}")
-    print_table(rows, args.workers)
+    if runs:
+        print()
+        ratio = f"; ratio = {args.workers[1]} / {args.workers[0]}" if len(args.workers) == 2 else ""
+        print(f"medians of {args.runs} run(s){ratio}")
+        print_table(rows, args.workers)
     for run in runs:
         if run["log_problem_count"] or run["errors"]:
             print(f"\n{run['worker']} run {run['run']}: errors {run['errors']}; "
@@ -334,14 +351,47 @@ def main() -> int:
                   f"({run.get('server_log')}), first: {run['log_problems'][:3]}")  # fmt: skip
         if "profile" in run:
             print_profile(run["worker"], run["profile"])
+    extra = separate_scenarios(harness, args)
     env["loadavg_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.name}-{started}.json"
-    path.write_text(json.dumps({"environment": env, "summary": rows, "runs": runs}, indent=2))
+    report = {"environment": env, "summary": rows, "runs": runs, **extra}
+    path.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {path.relative_to(ROOT)}")
     if args.code == "head":
         shutil.rmtree(code_root, ignore_errors=True)
     return 0
+
+
+def separate_scenarios(harness, args: argparse.Namespace) -> dict:
+    """Run big, memory and scaleout (as selected): each starts the servers it needs."""
+    worker = args.workers[0]
+    launch = partial(_launch, worker, args.access_log)
+    out: dict = {}
+    for name in ("big", "memory", "scaleout"):
+        if name not in args.only:
+            continue
+        print(f"\n{name} ({worker}) ...", flush=True)
+        t0 = time.monotonic()
+        try:
+            if name == "big":
+                out[name] = big_bins.run(launch, harness, args.big_rows, args.big_db)
+            elif name == "memory":
+                out[name] = memory.run(
+                    launch, args.memory_body_mib, args.memory_captures, args.memory_seconds
+                )
+            else:
+                out[name] = scaleout.run(launch, harness, args.runs, args.seconds, args.redis_url)
+        except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, the others go on
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  {name} FAILED: {type(exc).__name__}: {exc}", flush=True)
+        out[name]["wall_s"] = round(time.monotonic() - t0, 1)
+        print(f"({name}: {out[name]['wall_s']} s wall)", flush=True)
+    return out
+
+
+def _launch(worker: str, access_log: str, workdir: Path, env: dict[str, str]):
+    return server(worker, workdir, access_log, env)
 
 
 def print_profile(worker: str, prof: dict) -> None:

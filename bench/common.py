@@ -1,0 +1,121 @@
+"""What the scenarios share: gunicorn's processes in /proc, server-log problems, timings, tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import statistics
+import threading
+import time
+from pathlib import Path
+
+# Lines in gunicorn's log that are not access-log lines and say something went wrong.
+PROBLEM = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|Exception|locked|Errno")
+ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^\]]+\] "')
+
+
+def worker_pids(master: int) -> list[int]:
+    """Return the gunicorn workers: the master's children."""
+    text = Path(f"/proc/{master}/task/{master}/children").read_text()
+    return [int(x) for x in text.split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[int, int]:
+    """Return (busy, total) jiffies of the whole machine, for a busy share between two readings."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total else 0.0
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """Read VmRSS (resident now) and VmHWM (peak resident since start or the last reset), KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux 4.0+, our own process); tell whether it worked."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class RssSampler:
+    """Sample a process's VmRSS in a thread; ``peak_kib`` is the highest value seen."""
+
+    def __init__(self, pid: int, every: float = 0.01) -> None:
+        self.pid, self.every = pid, every
+        self.peak_kib = 0
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                rss = memory_kib(self.pid)["VmRSS"]
+            except (OSError, KeyError):
+                return
+            self.peak_kib = max(self.peak_kib, rss)
+            self.samples.append((round(time.monotonic() - t0, 3), rss))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def problems(log: str) -> list[str]:
+    return [
+        line for line in log.splitlines() if PROBLEM.search(line) and not ACCESS_LINE.match(line)
+    ]
+
+
+def timing(samples_s: list[float]) -> dict[str, float | int | None]:
+    """Median, p95 (nearest rank) and max of durations in seconds, as milliseconds."""
+    if not samples_s:
+        return {"n": 0, "median_ms": None, "p95_ms": None, "max_ms": None}
+    ordered = sorted(samples_s)
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return {
+        "n": len(ordered),
+        "median_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(p95 * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def mib(kib_or_bytes: float, unit: str = "KiB") -> float:
+    return round(kib_or_bytes / (1024 if unit == "KiB" else 1024 * 1024), 1)
+
+
+def print_rows(head: list[str], rows: list[list[object]]) -> None:
+    """Print a plain left-aligned table."""
+    lines = [head, *[["-" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    for n, line in enumerate(lines):
+        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(line)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
