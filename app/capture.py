@@ -47,6 +47,11 @@ def read_body(environ: dict, limit: int) -> bytes:
     body = stream.read()
     if len(body) > limit:
         raise RequestEntityTooLarge()
+    # A server that terminates the input itself (gunicorn) ends it early, without an error, when
+    # the sender closes before Content-Length bytes: that body is cut short, not complete.
+    declared = get_content_length(environ)
+    if declared is not None and len(body) != declared:
+        raise ClientDisconnected()
     return body
 
 
@@ -105,7 +110,8 @@ def _receive(bin_id: str) -> Response:
     except RequestEntityTooLarge:
         return too_large(get_content_length(request.environ), limit)
     except ClientDisconnected:
-        return _plain("the body ended before Content-Length bytes arrived", 400)
+        declared = get_content_length(request.environ)
+        return _plain(f"the body ended before its Content-Length ({declared} bytes) arrived", 400)
     allowed = target.allows(request.headers.get("Authorization"))
     snap = snapshot.take(
         request.environ,

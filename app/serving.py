@@ -70,6 +70,7 @@ def post_worker_init(worker) -> None:
     logger = logging.getLogger("hookscope")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # the migrations' logging setup gave the root logger a handler too
     janitor.start(worker.wsgi)
 
 

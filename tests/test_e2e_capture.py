@@ -299,3 +299,17 @@ def test_raw_download_cannot_render_in_a_browser(server, bin_):
     assert response.headers["Content-Disposition"].startswith("attachment")
     assert response.headers["Content-Security-Policy"] == "sandbox"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_body_cut_short_of_its_content_length_is_refused_not_stored(server, bin_):
+    parts = urlsplit(bin_["capture_url"])
+    head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: 1000\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"a" * 500)
+        sock.shutdown(socket.SHUT_WR)  # the sender gives up halfway
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"Content-Length (1000 bytes)" in answer
+    assert listed(server, bin_["id"]) == []
+    # The server is fine, and the next capture is whole.
+    assert requests.post(bin_["capture_url"], data=b"b" * 1000, timeout=10).status_code == 200
