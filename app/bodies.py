@@ -16,7 +16,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
 # Display-time parsing limits; the raw body is always kept whole whatever these say.
-MAX_FORM_PARTS = 10_000
+MAX_FORM_PARTS = 100_000
 MAX_FORM_FIELD_BYTES = 16 * 1024 * 1024
 
 TEXT_TYPES = ("application/xml", "application/javascript", "application/x-ndjson", "image/svg+xml")
@@ -104,7 +104,9 @@ def form_of(
     mimetype = mimetype.lower()
     if mimetype == "application/x-www-form-urlencoded":
         text = body.decode(options.get("charset") or "utf-8", errors="replace")
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_PARTS)
+        # Display only: past MAX_FORM_PARTS fields the rest are left out (the raw body has them).
+        fields = text.split("&", MAX_FORM_PARTS)[:MAX_FORM_PARTS]
+        pairs = parse_qsl("&".join(fields), keep_blank_values=True)
         return [[k, v] for k, v in pairs], None
     if mimetype != "multipart/form-data":
         return None, None

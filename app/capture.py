@@ -59,9 +59,14 @@ def too_large(declared: int | None, limit: int) -> Response:
     """Say plainly what was refused and which setting changes the limit."""
     size = f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
     reason = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
-    # Past twice the limit, stop reading: closing is cheaper than draining a huge upload.
-    close = declared is None or declared > 2 * limit
-    return _plain(reason, 413, **({"Connection": "close"} if close else {}))
+    # Past twice the limit (or with no end declared), stop reading: draining a huge or endless
+    # upload would tie the worker up for as long as the sender keeps sending.
+    if declared is None or declared > 2 * limit:
+        close = getattr(request.environ.get("wsgi.input"), snapshot.CLOSE_CONNECTION_ATTR, None)
+        if close is not None:
+            close()
+        return _plain(reason, 413, Connection="close")
+    return _plain(reason, 413)
 
 
 def mib(n: int) -> str:
@@ -111,7 +116,13 @@ def _receive(bin_id: str) -> Response:
         return too_large(get_content_length(request.environ), limit)
     except ClientDisconnected:
         declared = get_content_length(request.environ)
-        return _plain(f"the body ended before its Content-Length ({declared} bytes) arrived", 400)
+        if declared is None:
+            return _plain("the body ended before its last chunk arrived; nothing was stored", 400)
+        return _plain(
+            f"the body ended before its Content-Length ({declared} bytes) arrived;"
+            " nothing was stored",
+            400,
+        )
     allowed = target.allows(request.headers.get("Authorization"))
     snap = snapshot.take(
         request.environ,

@@ -7,7 +7,7 @@ worker starts.
 from __future__ import annotations
 
 from .config import server_settings
-from .snapshot import RAW_HEADERS_ATTR
+from .snapshot import CLOSE_CONNECTION_ATTR, RAW_HEADERS_ATTR
 
 _settings = server_settings()
 
@@ -77,4 +77,5 @@ def post_worker_init(worker) -> None:
 def pre_request(worker, req) -> None:
     """Keep the header list exactly as received (order, duplicates, underscores) for the capture."""
     setattr(req.body, RAW_HEADERS_ATTR, tuple(req.headers))
+    setattr(req.body, CLOSE_CONNECTION_ATTR, req.force_close)
     req.headers = [(name, value) for name, value in req.headers if "_" not in name]

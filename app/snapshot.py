@@ -16,6 +16,9 @@ from urllib.parse import quote
 # gunicorn's pre_request hook (app/serving.py) leaves the request's header list, in the order
 # received with duplicates and underscore names kept, on the body stream under this name.
 RAW_HEADERS_ATTR = "hookscope_raw_headers"
+# ...and a callable that makes gunicorn close the connection after the response instead of reading
+# (draining) the rest of an unread body: gunicorn drops a Connection header set by the app.
+CLOSE_CONNECTION_ATTR = "hookscope_close_connection"
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
