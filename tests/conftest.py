@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask_migrate import upgrade
-from harness import Gunicorn, database_url_for, drop_postgres_database
+from harness import Gunicorn, csrf_token, database_url_for, drop_postgres_database
 
 from app import create_app
 from app.extensions import db, socketio
@@ -22,12 +22,6 @@ def app(tmp_path):
         db.engine.dispose()
     if database.startswith("postgresql"):
         drop_postgres_database(database)
-
-
-def csrf_token(client) -> str:
-    """Open the home page as a browser would and read the CSRF token its pages carry."""
-    page = client.get("/").text
-    return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
 
 
 @pytest.fixture

@@ -53,6 +53,12 @@ def database_url_for(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'hookscope.db'}"
 
 
+def csrf_token(client) -> str:
+    """Open the home page as a browser would and read the CSRF token its pages carry."""
+    page = client.get("/").text
+    return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import csrf_token
 from flask_migrate import upgrade
+from harness import csrf_token
 from sqlalchemy import event
 
 from app import create_app
