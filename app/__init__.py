@@ -21,7 +21,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here rather than at the top: gunicorn imports this package to read its settings
     # (app.serving) before the gevent worker patches the standard library, and these modules
     # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
-    from . import api, capture, cli, live, security, storage, views
+    from . import api, capture, cli, live, ratelimits, security, storage, views
     from .extensions import csrf, db, migrate
 
     app = Flask(
@@ -48,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     cli.init_app(app)
+    ratelimits.init_app(app)
 
     proxies = app.config["HOOKSCOPE_PROXY_COUNT"]
     if proxies:

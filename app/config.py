@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import limits
+
 MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -76,6 +78,18 @@ def _fixed_bins(env: Mapping[str, str]) -> list[dict[str, str]]:
         if "read_key" in entry and len(entry["read_key"]) < 16:
             raise ConfigError(f"fixed bin {entry['id']!r}: read_key must be 16+ characters")
     return declared
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a rate limit like ``600/minute`` (``off`` turns it off; returned as "")."""
+    raw = env.get(name, "").strip() or default
+    if raw.lower() == "off":
+        return ""
+    try:
+        limits.parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be like 600/minute, or off") from None
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -154,6 +168,16 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_ALLOW_NEVER_EXPIRE": _bool(env, "HOOKSCOPE_ALLOW_NEVER_EXPIRE", False),
         "HOOKSCOPE_PRUNE_INTERVAL_SECONDS": _int(env, "HOOKSCOPE_PRUNE_INTERVAL_SECONDS", 300, 0),
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
+        # Floods: captures per sender address and per bin, bin creation per address.
+        "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "600/minute"
+        ),
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
+        "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
+        # Counted in this process, or in Redis when several processes share the work.
+        "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
         # The browser holds its bins' read keys in the signed session cookie.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

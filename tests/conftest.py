@@ -14,7 +14,13 @@ from app.extensions import db, socketio
 def app(tmp_path):
     """The app on a database of its own: an SQLite file, or PostgreSQL when configured."""
     database = database_url_for(tmp_path)
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database})
+    # Flood limits are off here (tests send bursts); tests/test_ratelimits.py turns them on.
+    settings = {
+        "SECRET_KEY": "test",
+        "SQLALCHEMY_DATABASE_URI": database,
+        "RATELIMIT_ENABLED": False,
+    }
+    app = create_app({"TESTING": True, **settings})
     with app.app_context():
         upgrade()
     yield app
