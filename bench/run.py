@@ -134,7 +134,7 @@ def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | 
     """A gunicorn with production settings; ``extra`` environment overrides the defaults here."""
     env = {
         **WORKER_ENV[worker],
-        # Pin SQLite even if HOOKSCOPE_TEST_DATABASE_URL points the tests at PostgreSQL.
+        # Pin SQLite even if HOOKSCOPE_TEST_SUITE_DB points the tests at PostgreSQL.
         "DATABASE_URL": f"sqlite:///{workdir / 'hookscope.db'}",
         # Keep every capture: retention would make stored rows differ from answered ones.
         "HOOKSCOPE_MAX_REQUESTS_CEILING": "10000000",
