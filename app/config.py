@@ -177,7 +177,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         # Counted in this process, or in Redis when several processes share the work.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Off: the limiter would stamp its Retry-After on every response, a 503's included;
+        # app/ratelimits.py sets Retry-After on its own 429s.
+        "RATELIMIT_HEADERS_ENABLED": False,
         # The browser holds its bins' read keys in the signed session cookie.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

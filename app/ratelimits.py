@@ -6,6 +6,8 @@ to ``off`` is skipped; HOOKSCOPE_RATE_LIMITS=false turns them all off.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -57,13 +59,15 @@ def init_app(app: Flask) -> None:
 
 
 def _too_many(err: TooManyRequests) -> Response | tuple[Response, int] | TooManyRequests:
-    """Say which limit was hit and which setting changes it (the limiter adds Retry-After)."""
+    """Say which limit was hit, which setting changes it, and when to come back."""
+    limit = current_app.extensions["hookscope.limiter"].current_limit
+    retry = {"Retry-After": str(max(1, math.ceil(limit.reset_at - time.time())) if limit else 60)}
     if request.path.startswith("/api/"):
         message = f"rate limit exceeded: {err.description} (HOOKSCOPE_RATE_LIMIT_CREATE)"
-        return jsonify(error="too_many_requests", message=message), 429
+        return jsonify(error="too_many_requests", message=message), 429, retry
     if not request.path.startswith("/h/"):
         return err
     per_bin = "bin:" in str(getattr(getattr(err, "limit", None), "key_func", lambda: "")())
     setting = "HOOKSCOPE_RATE_LIMIT_PER_BIN" if per_bin else "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"
     text = f"rate limit exceeded: {err.description} ({setting}); nothing was stored\n"
-    return Response(text, 429, mimetype="text/plain")
+    return Response(text, 429, mimetype="text/plain", headers=retry)
