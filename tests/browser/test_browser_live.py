@@ -85,6 +85,7 @@ def test_a_link_to_a_request_opens_it_and_keys_move_between_requests(page, bin_,
     page.keyboard.press("j")  # the next older request
     expect(page.locator("#detail .detail")).to_have_attribute("data-seq", str(seqs[0]))
     page.keyboard.press("k")
+    expect(page.locator("#detail .detail")).to_have_attribute("data-seq", str(seqs[1]))
     page.keyboard.press("k")
     expect(page.locator("#detail .detail")).to_have_attribute("data-seq", str(seqs[2]))
     assert page.url.endswith(f"#{seqs[2]}")
