@@ -43,7 +43,14 @@ def drop_postgres_database(database_url: str) -> None:
     url = make_url(database_url)
     admin = url.set(database=make_url(POSTGRES_URL).database)
     with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        # FORCE cannot end a backend this role does not own (autovacuum at work on the new
+        # database): wait a moment and retry, and leave the database behind if it persists.
+        for _ in range(10):
+            try:
+                conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                time.sleep(0.3)
 
 
 def database_url_for(workdir: Path) -> str:
