@@ -54,6 +54,11 @@ def forget(bin_id: str) -> None:
         session["keys"] = held
 
 
+def your_bins() -> list[Bin]:
+    """Return the bins this browser holds keys for, most recently opened first."""
+    return [bin_ for bin_id in reversed(remembered_keys()) if (bin_ := readable(bin_id))]
+
+
 def readable(bin_id: str, key: str | None = None) -> Bin | None:
     """Return the bin if the caller holds its key (given, Bearer, or cookie), else None."""
     bin_ = bins.get(bin_id)

@@ -149,9 +149,7 @@ def create_bin() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/bins")
 def list_bins() -> Response:
     """List the bins this browser holds keys for (its "your bins")."""
-    held = access.remembered_keys()
-    found = [bin_ for bin_id in reversed(held) if (bin_ := access.readable(bin_id))]
-    return jsonify(bins=[bin_dict(b) for b in found])
+    return jsonify(bins=[bin_dict(b) for b in access.your_bins()])
 
 
 @bp.get("/bins/<bin_id>")

@@ -106,7 +106,7 @@ def printable(text: str, limit: int = 300) -> str:
 
 def _receive(bin_id: str) -> Response:
     received_at = clock.now()
-    target = recording.lookup(bin_id) if recording.ID_PATTERN.fullmatch(bin_id) else None
+    target = recording.lookup(bin_id)
     if target is None:
         return _plain("no such bin", 404)
     limit = current_app.config["HOOKSCOPE_MAX_BODY_BYTES"]

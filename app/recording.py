@@ -70,6 +70,8 @@ class Recorded:
 
 def lookup(bin_id: str) -> Target | None:
     """Find the bin a capture is for, without holding a transaction open afterwards."""
+    if not ID_PATTERN.fullmatch(bin_id):
+        return None  # no bin can have this id: spare the database
     with db.engine.connect() as conn:
         row = conn.execute(_LOOKUP, {"bin_id": bin_id}).one_or_none()
     return None if row is None else Target(*row)

@@ -19,9 +19,7 @@ bp = Blueprint("views", __name__)
 @bp.get("/")
 def index() -> str:
     """Show the home page: create a bin, and the bins this browser holds keys for."""
-    held = access.remembered_keys()
-    yours = [bin_dict(b) for bin_id in reversed(held) if (b := access.readable(bin_id))]
-    return render_template("index.html", your_bins=yours)
+    return render_template("index.html", your_bins=[bin_dict(b) for b in access.your_bins()])
 
 
 @bp.post("/bins")
