@@ -155,6 +155,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RETRY_AFTER_SECONDS": _int(env, "HOOKSCOPE_RETRY_AFTER_SECONDS", 5, 1),
         "REDIS_URL": _redis_url(env),
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
+        # A capture's whole body must arrive within this time, or it is refused with 408.
+        "HOOKSCOPE_BODY_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_BODY_TIMEOUT_SECONDS", 60, 1),
         "HOOKSCOPE_PROXY_COUNT": _int(env, "HOOKSCOPE_PROXY_COUNT", 0),
         "HOOKSCOPE_PUBLIC_URL": _public_url(env),
         "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS": _int(

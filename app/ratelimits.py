@@ -1,7 +1,9 @@
 """Flood limits (flask-limiter): captures per sender address and per bin, bin creation per address.
 
 Counted in memory for one process, in Redis (REDIS_URL) when several share the work. A limit set
-to ``off`` is skipped; HOOKSCOPE_RATE_LIMITS=false turns them all off.
+to ``off`` is skipped; HOOKSCOPE_RATE_LIMITS=false turns them all off. Bin creation is limited by
+flask-limiter's decorator; captures bypass Flask (app/capture.py), so ``CaptureLimits`` counts
+them with the same limiter's strategy and storage.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
+import limits
 from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,12 +28,8 @@ def _off(name: str) -> Callable[[], bool]:
     return lambda: not current_app.config[name]
 
 
-def _bin_key() -> str:
-    return "bin:" + (request.view_args or {}).get("target", "").partition("/")[0]
-
-
 def init_app(app: Flask) -> None:
-    """Put the limits on the capture route and on bin creation."""
+    """Put the limit on bin creation; captures are checked by ``CaptureLimits``."""
     # One limiter per app: flask-limiter keeps decorated limits by function name, so a shared one
     # would count a request once for every app built in the process (gunicorn's master builds
     # one to run migrations before forking the worker that builds its own).
@@ -38,15 +38,7 @@ def init_app(app: Flask) -> None:
     # The decorators below hold the limiter only weakly; the app keeps it alive.
     app.extensions["hookscope.limiter"] = limiter
 
-    def _limit(view: Callable, name: str, key_func: Callable[[], str] | None = None) -> Callable:
-        """Register the limit for ``view`` and return the checking wrapper."""
-        return limiter.limit(_setting(name), key_func=key_func, exempt_when=_off(name))(view)
-
     views = app.view_functions
-    # One wrapper per view: it checks every limit registered under the view's name, so the
-    # per-bin limit is only registered (wrapping twice would count each request twice).
-    _limit(views["capture.receive"], "HOOKSCOPE_RATE_LIMIT_PER_BIN", _bin_key)
-    views["capture.receive"] = _limit(views["capture.receive"], "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS")
     # The home page's form and the API share one creation budget per address.
     creating = limiter.shared_limit(
         _setting("HOOKSCOPE_RATE_LIMIT_CREATE"),
@@ -65,9 +57,33 @@ def _too_many(err: TooManyRequests) -> Response | tuple[Response, int] | TooMany
     if request.path.startswith("/api/"):
         message = f"rate limit exceeded: {err.description} (HOOKSCOPE_RATE_LIMIT_CREATE)"
         return jsonify(error="too_many_requests", message=message), 429, retry
-    if not request.path.startswith("/h/"):
-        return err
-    per_bin = "bin:" in str(getattr(getattr(err, "limit", None), "key_func", lambda: "")())
-    setting = "HOOKSCOPE_RATE_LIMIT_PER_BIN" if per_bin else "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"
-    text = f"rate limit exceeded: {err.description} ({setting}); nothing was stored\n"
-    return Response(text, 429, mimetype="text/plain", headers=retry)
+    return err
+
+
+class CaptureLimits:
+    """The per-address and per-bin capture limits, checked by the capture gate."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        enabled = app.config.get("RATELIMIT_ENABLED", True)
+        self.rules = [
+            (limits.parse(app.config[name]), name, prefix)
+            for name, prefix in (
+                ("HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "capture-address"),
+                ("HOOKSCOPE_RATE_LIMIT_PER_BIN", "capture-bin"),
+            )
+            if enabled and app.config[name]
+        ]
+
+    def check(self, environ: dict[str, Any], bin_id: str) -> tuple[str, int] | None:
+        """Count this capture; when a limit is spent, say which (message, seconds to wait)."""
+        if not self.rules:
+            return None
+        strategy = self.app.extensions["hookscope.limiter"].limiter
+        for item, setting, prefix in self.rules:
+            key = (environ.get("REMOTE_ADDR") or "-") if prefix == "capture-address" else bin_id
+            if not strategy.hit(item, prefix, key):
+                reset_at = strategy.get_window_stats(item, prefix, key).reset_time
+                message = f"rate limit exceeded: {item} ({setting}); nothing was stored"
+                return message, max(1, math.ceil(reset_at - time.time()))
+        return None

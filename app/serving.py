@@ -1,13 +1,12 @@
 """gunicorn settings and hooks: ``gunicorn -c python:app.serving 'app:create_app()'``.
 
-One gevent worker serves HTTP and WebSocket; the migrations run once, in the master, before any
-worker starts.
+One gevent worker (gevent's pywsgi server, adapted in app/server.py) serves HTTP and WebSocket; the
+migrations run once, in the master, before any worker starts.
 """
 
 from __future__ import annotations
 
 from .config import server_settings
-from .snapshot import CLOSE_CONNECTION_ATTR, RAW_HEADERS_ATTR
 
 _settings = server_settings()
 
@@ -19,7 +18,8 @@ if _settings.worker_class == "gevent":
     monkey.patch_all()
 
 bind = [f"{_settings.host}:{_settings.port}"]
-worker_class = _settings.worker_class
+# "gevent" is our pywsgi-based worker (app/server.py); gthread stays available for comparison.
+worker_class = "app.server.Worker" if _settings.worker_class == "gevent" else "gthread"
 workers = _settings.workers
 worker_connections = _settings.worker_connections
 threads = _settings.threads
@@ -27,19 +27,17 @@ threads = _settings.threads
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
-# Webhook senders may use long URLs and many or long headers; these are gunicorn's ceilings
-# (limit_request_line cannot exceed 8190).
+# Webhook senders may use long URLs and many or long headers. The gevent worker applies its own
+# limits (app/server.py: 64 KiB request line, 200 header fields of 16 KiB); these are gunicorn's,
+# for the gthread worker (limit_request_line cannot exceed 8190 there).
 limit_request_line = 8190
 limit_request_fields = 200
 limit_request_field_size = 16384
 # Forwarded headers are handled by the app (HOOKSCOPE_PROXY_COUNT), not trusted by gunicorn.
 forwarded_allow_ips = ""
-# gunicorn drops header names with underscores by default. Keep them in the parsed request
-# ("dangerous") so the capture sees them; pre_request then removes them from what builds the WSGI
-# environ, where X_Forwarded_For would otherwise merge into X-Forwarded-For.
-header_map = "dangerous"
 # gunicorn 27 puts its control socket at one fixed path per user; nothing here uses it.
 control_socket_disable = True
+# Captures log one structured line each (app/capture.py); other requests get an access line.
 accesslog = "-"
 errorlog = "-"
 
@@ -72,10 +70,3 @@ def post_worker_init(worker) -> None:
     logger.setLevel(logging.INFO)
     logger.propagate = False  # the migrations' logging setup gave the root logger a handler too
     janitor.start(worker.wsgi)
-
-
-def pre_request(worker, req) -> None:
-    """Keep the header list exactly as received (order, duplicates, underscores) for the capture."""
-    setattr(req.body, RAW_HEADERS_ATTR, tuple(req.headers))
-    setattr(req.body, CLOSE_CONNECTION_ATTR, req.force_close)
-    req.headers = [(name, value) for name, value in req.headers if "_" not in name]

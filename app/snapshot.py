@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-# gunicorn's pre_request hook (app/serving.py) leaves the request's header list, in the order
-# received with duplicates and underscore names kept, on the body stream under this name.
-RAW_HEADERS_ATTR = "hookscope_raw_headers"
-# ...and a callable that makes gunicorn close the connection after the response instead of reading
-# (draining) the rest of an unread body: gunicorn drops a Connection header set by the app.
-CLOSE_CONNECTION_ATTR = "hookscope_close_connection"
+# The server (app/server.py) puts the request's header list, in the order received with duplicates
+# and underscore names kept, in the environ under this key...
+RAW_HEADERS = "hookscope.raw_headers"
+# ...and a callable that closes the connection after the response instead of reading (draining)
+# the rest of an unread body.
+ABANDON = "hookscope.abandon"
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -64,10 +64,15 @@ def _environ_headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 
 
 def headers_of(environ: Mapping[str, Any]) -> list[list[str]]:
-    """List the request's headers as ``[name, value]`` pairs in the order received."""
-    raw = getattr(environ.get("wsgi.input"), RAW_HEADERS_ATTR, None)
-    pairs = raw if raw is not None else _environ_headers(environ)
-    return [[canonical_name(name), as_text(value)] for name, value in pairs]
+    """List the request's headers as ``[name, value]`` pairs in the order received.
+
+    From the server's raw list the names are kept as sent; rebuilt from the environ (test
+    clients, other servers) they can only be title-cased.
+    """
+    raw = environ.get(RAW_HEADERS)
+    if raw is not None:
+        return [[as_text(name), as_text(value)] for name, value in raw]
+    return [[canonical_name(name), as_text(value)] for name, value in _environ_headers(environ)]
 
 
 def raw_target(environ: Mapping[str, Any]) -> str:

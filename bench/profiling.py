@@ -66,21 +66,19 @@ def _short(frame: str) -> str:
 
 # Parts of the capture path a reader can act on: share of samples with such a frame on the stack.
 COMPONENTS = [
-    ("capture route (capture.receive), total", "receive (app/capture.py"),
-    ("  bins.record: UPDATE..RETURNING, INSERT x2, COMMIT", "record (app/bins.py"),
-    ("    Session.commit (ORM flush + COMMIT)", "Session.commit (sqlalchemy/orm/session.py"),
-    ("    Session.execute (UPDATE bins..RETURNING)", "Session.execute (sqlalchemy/orm/session"),
-    ("  bins.get (Session.get(Bin))", "get (app/bins.py"),
-    ("  storage.begin_write", "begin_write (app/storage.py"),
-    ("  snapshot.take", "take (app/snapshot.py"),
+    ("capture gate (CaptureGate.__call__), total", "__call__ (app/capture.py"),
+    ("  bin lookup (cached)", "_exists (app/capture.py"),
     ("  read_body", "read_body (app/capture.py"),
-    ("  live.publish (Socket.IO emit)", "publish (app/live.py"),
-    ("  CapturedRequest.to_summary", "to_summary (app/models.py"),
-    ("Flask request/app context push+pop", "Context.push (flask/ctx.py"),
-    ("gunicorn HTTP parse", "Parser.__next__ (gunicorn/http/parser.py"),
+    ("  snapshot.take", "take (app/snapshot.py"),
+    ("  Recorder.record (queue + wait)", "record (app/recording.py"),
+    ("  live.publish_capture (Socket.IO emit)", "publish_capture (app/live.py"),
+    ("  capture log line", "info (logging/__init__.py"),
+    ("group-commit writer: Store.write", "write (app/recording.py"),
+    ("  pool checkout (pre-ping)", "checkout (app/recording.py"),
+    ("pywsgi: read request line + headers", "read_request (gevent/pywsgi.py"),
+    ("pywsgi: environ", "get_environ (app/server.py"),
+    ("pywsgi: response write", "write (gevent/pywsgi.py"),
     ("gunicorn access log", "Logger.access (gunicorn/glogging.py"),
-    ("gunicorn response headers+write", "Response.write (gunicorn/http/wsgi.py"),
-    ("SQLite C calls (execute/commit in sqlite3)", "DefaultDialect.do_"),
 ]
 
 
