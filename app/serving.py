@@ -57,20 +57,18 @@ def on_starting(server) -> None:
 def post_worker_init(worker) -> None:
     """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins."""
     import logging
-    import os
     import sys
 
     from . import janitor
 
-    # Every capture logs a line: skip what the lines do not show (the logging HOWTO's
-    # "Optimization" section): caller lookup, thread and process names; the pid is fixed.
+    # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
+    # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
     logging._srcfile = None
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(f"[%(asctime)s] [{os.getpid()}] [%(levelname)s] %(message)s")
+        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     )
     logger = logging.getLogger("hookscope")
     logger.addHandler(handler)
