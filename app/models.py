@@ -41,7 +41,8 @@ class UTCDateTime(TypeDecorator):
 
 def isoformat(moment: datetime) -> str:
     """Format as ISO 8601 UTC with microseconds and a ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: several times faster, and it runs for every capture.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class BinDict(TypedDict):

@@ -305,7 +305,7 @@ class Store:
     def _moment(self, moment: datetime) -> Any:
         """A UTC time in the form SQLAlchemy's DateTime column stores and reads back."""
         naive = moment.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
     def _drop_oldest(self, cur: Any, bin_id: str, excess: int, keep: int) -> list[int]:
         """Delete the ``excess`` oldest unpinned requests other than ``keep``; return their seqs."""

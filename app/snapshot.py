@@ -39,6 +39,8 @@ class Snapshot:
 
 def as_text(wsgi_str: str) -> str:
     """Show WSGI Latin-1 text as UTF-8 where its bytes are UTF-8; keep it as it is otherwise."""
+    if wsgi_str.isascii():
+        return wsgi_str  # the same in both readings, and by far the most common case
     try:
         raw = wsgi_str.encode("latin-1")
     except UnicodeEncodeError:
