@@ -71,7 +71,7 @@ class CaptureGate:
             with self.app.app_context():
                 from .extensions import db
 
-                store = recording.Store(db.engine)
+                store = recording.Store(db.engine, self.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
             self._recorder = recording.Recorder(store)
         return self._recorder
 

@@ -45,6 +45,8 @@ RENEW_EVERY = timedelta(hours=1)
 # A batch stops growing at this many captures or body bytes, to keep transactions short.
 MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+# SQLite batches with more body bytes than this are written in the writer's native thread.
+INLINE_BATCH_BYTES = 1024 * 1024
 # SQLite bodies at least this big are written through the blob API, straight into the database
 # pages, not as a bound parameter that sqlite3 copies and keeps until the statement is reused.
 STREAM_BLOB_BYTES = 256 * 1024
@@ -159,9 +161,10 @@ def renew(
 class Store:
     """Writes batches of captures through a DB-API connection from the app's engine pool."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self.sqlite = engine.dialect.name == "sqlite"
         self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
         self._sequence: str | None = None
 
     def _sql(self, statement: str) -> str:
@@ -174,15 +177,28 @@ class Store:
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
 
-    def write(self, conn: Any, batch: list[Pending]) -> None:
+    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction and set each item's result, or raise for all.
 
-        May run in a native thread: it touches only ``conn`` and the batch.
+        With ``wait=False`` (SQLite only) nothing waits for the write lock: when another
+        connection holds it, nothing is done and False comes back, for the caller to write the
+        batch where waiting is harmless. May run in a native thread: it touches only ``conn``
+        and the batch.
         """
-        try:
-            cur = conn.cursor()
-            if self.sqlite:  # autocommit mode: we say when the transaction starts, and how
+        cur = conn.cursor()
+        if self.sqlite:  # autocommit mode: we say when the transaction starts, and how
+            if not wait:
+                cur.execute("PRAGMA busy_timeout = 0")
+            try:
                 cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                if wait:
+                    raise StorageUnavailable("the database stayed locked") from None
+                return False
+            finally:
+                if not wait:
+                    cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        try:
             self._write(conn, cur, batch)
             conn.commit()
         except BaseException as err:
@@ -196,6 +212,7 @@ class Store:
             if isinstance(err, (sqlite3.Error, *db_errors())):
                 raise StorageUnavailable(str(err)) from err
             raise
+        return True
 
     def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
         by_bin: dict[str, list[Pending]] = {}
@@ -353,7 +370,11 @@ class Recorder:
 
             self._event = Event
             self._wake = Event()
-            # SQLite calls block: they run in one native thread of their own (one connection).
+            # SQLite calls block. A batch is written right here when the write lock is free (a
+            # few hundred microseconds of work); when it is taken, or the batch is big, in a
+            # native thread of its own, where waiting for the lock or the disk stalls no one.
+            # Not always in the thread: its every statement would queue for the GIL behind the
+            # busy event loop (measured: 2,500/s through the thread, 3,400/s here).
             self._thread = ThreadPool(1) if store.sqlite else None
             self._writer = gevent.spawn(self._run)
         else:
@@ -415,7 +436,9 @@ class Recorder:
         try:
             if self._thread is None:
                 self._store.write(conn, batch)
-            else:
+            elif sum(len(item.snap.body) for item in batch) > INLINE_BATCH_BYTES or not (
+                self._store.write(conn, batch, wait=False)
+            ):
                 self._thread.apply(self._store.write, (conn, batch))
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)

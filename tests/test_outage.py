@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
+import requests
 from flask_migrate import upgrade
-from harness import csrf_token
+from harness import SUITE_DATABASE, Gunicorn, csrf_token
 from sqlalchemy import event
 
 from app import create_app
@@ -75,3 +78,36 @@ def test_a_full_database_gets_503_and_keeps_everything_else(app, client, new_bin
     response = client.post(f"/h/{new_bin['id']}", data=b"x" * 500_000)
     assert response.status_code == 200
     assert response.headers["X-Hookscope-Seq"] == "2"
+
+
+def test_a_capture_waiting_for_the_sqlite_lock_under_gunicorn_stalls_nobody_else(tmp_path):
+    """The write lock held elsewhere: the capture waits for it off the event loop, then stores."""
+    if SUITE_DATABASE != "sqlite":
+        pytest.skip("holds SQLite's write lock")
+    with Gunicorn(tmp_path) as server:
+        bin_ = server.create_bin()
+        holder = sqlite3.connect(tmp_path / "hookscope.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answers: list[requests.Response] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(requests.post(bin_["capture_url"], data=b"waited"))
+        )
+        sender.start()
+        health: list[float] = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+            health.append(time.monotonic() - started)
+            time.sleep(0.05)
+        assert sender.is_alive(), "the capture was answered while the lock was held"
+        holder.execute("COMMIT")
+        holder.close()
+        sender.join(timeout=10)
+        assert answers[0].status_code == 200
+        raw = requests.get(
+            f"{server.url}/api/v1/bins/{bin_['id']}/requests/1/raw", auth=server.auth, timeout=5
+        )
+        assert raw.content == b"waited"
+    # The event loop kept serving while the capture waited: no health check took long.
+    assert max(health) < 0.5, health
