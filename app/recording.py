@@ -420,6 +420,8 @@ class Recorder:
                         item.error = err
                 for item in batch:
                     item.done.set()
+                # Hold no capture (a body can be 25 MB) while waiting for the next batch.
+                del batch, item
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0
