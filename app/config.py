@@ -92,13 +92,6 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip() or default
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
-    return value
-
-
 def _public_url(env: Mapping[str, str]) -> str:
     raw = env.get("HOOKSCOPE_PUBLIC_URL", "").strip().rstrip("/")
     if raw and not raw.startswith(("http://", "https://")):
@@ -203,9 +196,7 @@ class ServerSettings:
     host: str
     port: int
     workers: int
-    worker_class: str
     worker_connections: int
-    threads: int
 
 
 def server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -215,7 +206,5 @@ def server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
         host=env.get("HOOKSCOPE_HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_int(env, "PORT", 8000, minimum=1),
         workers=_int(env, "HOOKSCOPE_WORKERS", 1, minimum=1),
-        worker_class=_choice(env, "HOOKSCOPE_WORKER_CLASS", "gevent", ("gevent", "gthread")),
         worker_connections=_int(env, "HOOKSCOPE_WORKER_CONNECTIONS", 1000, minimum=10),
-        threads=_int(env, "HOOKSCOPE_THREADS", 100, minimum=1),
     )

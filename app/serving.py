@@ -10,29 +10,24 @@ from .config import server_settings
 
 _settings = server_settings()
 
-if _settings.worker_class == "gevent":
-    # Patch the master too: gunicorn's gevent worker patches only after the fork, and by then the
-    # migrations run in on_starting have imported ssl-using modules unpatched.
-    from gevent import monkey
+# Patch the master too: gunicorn's gevent workers patch only after the fork, and by then the
+# migrations run in on_starting have imported ssl-using modules unpatched.
+from gevent import monkey  # noqa: E402 - must run before anything imports ssl or socket users
 
-    monkey.patch_all()
+monkey.patch_all()
 
 bind = [f"{_settings.host}:{_settings.port}"]
-# "gevent" is our pywsgi-based worker (app/server.py); gthread stays available for comparison.
-worker_class = "app.server.Worker" if _settings.worker_class == "gevent" else "gthread"
+# gevent's pywsgi, adapted for capturing (app/server.py). Thread workers are not offered: each open
+# page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers as sent.
+worker_class = "app.server.Worker"
 workers = _settings.workers
 worker_connections = _settings.worker_connections
-threads = _settings.threads
 # A WebSocket or a slow upload keeps a greenlet busy, not the worker: the timeout is a heartbeat.
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
-# Webhook senders may use long URLs and many or long headers. The gevent worker applies its own
-# limits (app/server.py: 64 KiB request line, 200 header fields of 16 KiB); these are gunicorn's,
-# for the gthread worker (limit_request_line cannot exceed 8190 there).
-limit_request_line = 8190
-limit_request_fields = 200
-limit_request_field_size = 16384
+# Request limits (64 KiB request line, 200 header fields of 16 KiB each) are applied by the worker
+# itself, app/server.py: gunicorn's limit_request_* settings do not reach its pywsgi parser.
 # Forwarded headers are handled by the app (HOOKSCOPE_PROXY_COUNT), not trusted by gunicorn.
 forwarded_allow_ips = ""
 # gunicorn 27 puts its control socket at one fixed path per user; nothing here uses it.

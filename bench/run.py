@@ -1,7 +1,7 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--only ingest,live,profile,big,memory,scaleout]
-                                  [--runs 3] [--workers gevent,gthread] [--access-log on|off]
+                                  [--runs 3] [--workers gevent] [--access-log on|off]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -39,8 +39,7 @@ ROOT = HERE.parent
 
 RESULTS = HERE / "results"
 WORKER_ENV = {
-    "gevent": {"HOOKSCOPE_WORKER_CLASS": "gevent"},
-    "gthread": {"HOOKSCOPE_WORKER_CLASS": "gthread", "HOOKSCOPE_THREADS": "100"},
+    "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "profile"}
 SEPARATE = {"big", "memory", "scaleout"}
@@ -55,7 +54,7 @@ def parse_args() -> argparse.Namespace:
         help="ingest,live,profile,big,memory,scaleout (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
-    ap.add_argument("--workers", default="gevent,gthread", help="worker classes to compare")
+    ap.add_argument("--workers", default="gevent", help="worker classes to compare")
     ap.add_argument("--connections", default="32,256")
     ap.add_argument("--seconds", type=float, default=None, help="per ingest load (default 10)")
     ap.add_argument("--watchers", default="1,100")
