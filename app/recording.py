@@ -60,6 +60,14 @@ UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ? WHERE
 RETURNING last_seq, request_count, max_requests, expires_after, expires_at, ingest_auth,
           ingest_secret_hash
 """
+_LOCK_BINS_PG = "SELECT id FROM bins WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_TAKE_SEQS_PG = """
+UPDATE bins SET last_seq = bins.last_seq + v.n, request_count = bins.request_count + v.n
+FROM (SELECT unnest(%s::text[]) AS id, unnest(%s::int[]) AS n) AS v
+WHERE bins.id = v.id
+RETURNING bins.id, last_seq, request_count, max_requests, expires_after, expires_at,
+          ingest_auth, ingest_secret_hash
+"""
 _INSERT_REQUEST = """
 INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
                       remote_addr, received_at, status, rejected, pinned)
@@ -218,13 +226,13 @@ class Store:
         by_bin: dict[str, list[Pending]] = {}
         for item in batch:
             by_bin.setdefault(item.bin_id, []).append(item)
-        # 1. Each bin's next sequence numbers (this also locks the bin's row on PostgreSQL).
+        # 1. Each bin's next sequence numbers (this also locks the bins' rows on PostgreSQL).
         bins: list[tuple[str, list[Pending], tuple]] = []
         stored: list[tuple[Pending, int, bool, str | None]] = []  # item, seq, rejected, auth
+        taken = self._take_seqs(cur, {bin_id: len(items) for bin_id, items in by_bin.items()})
         for bin_id, items in by_bin.items():
             n = len(items)
-            cur.execute(self._sql(_TAKE_SEQS), (n, n, bin_id))
-            row = cur.fetchone()
+            row = taken.get(bin_id)
             if row is None:
                 continue  # the bin is gone: these captures answer 404 (result stays None)
             last_seq, _, _, _, _, auth, secret_hash = row
@@ -246,6 +254,23 @@ class Store:
             self._renew(cur, bin_id, expires_after, expires_at, items[-1].snap.received_at)
         for (item, _, _, auth), summary in zip(stored, summaries, strict=True):
             item.result = Recorded(summary, auth, dropped.get(id(item), []))
+
+    def _take_seqs(self, cur: Any, counts: dict[str, int]) -> dict[str, tuple]:
+        """Advance each bin's sequence by its count of captures; return the updated rows by id."""
+        if self.sqlite:  # in-process and under the database-wide write lock: one by one is cheap
+            taken = {}
+            for bin_id, n in counts.items():
+                cur.execute(_TAKE_SEQS, (n, n, bin_id))
+                row = cur.fetchone()
+                if row is not None:
+                    taken[bin_id] = row
+            return taken
+        # PostgreSQL: two round trips whatever the number of bins. The rows are locked in id
+        # order first, so two processes writing batches for the same bins never deadlock.
+        ids = sorted(counts)
+        cur.execute(_LOCK_BINS_PG, (ids,))
+        cur.execute(_TAKE_SEQS_PG, (ids, [counts[i] for i in ids]))
+        return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
 
     def _insert(
         self, conn: Any, cur: Any, stored: list[tuple[Pending, int, bool, str | None]]

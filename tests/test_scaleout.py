@@ -83,3 +83,36 @@ def test_only_websocket_is_offered_with_a_message_queue(cluster):
     # Long-polling would need sticky sessions across processes; the server refuses it outright.
     response = requests.get(f"{a.url}/socket.io/?EIO=4&transport=polling", timeout=10)
     assert response.status_code == 400
+
+
+def test_concurrent_captures_into_many_bins_across_processes_all_land(cluster):
+    """Batches from four workers lock the same bins; in a fixed order, so nobody deadlocks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = cluster
+    bins = [a.create_bin() for _ in range(6)]
+
+    def send(i: int) -> int:
+        server, bin_ = (a, b)[i % 2], bins[(i * 7) % len(bins)]
+        with requests.Session() as session:
+            return session.post(
+                f"{server.url}/h/{bin_['id']}/{i}", data=b"m", timeout=30
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(send, range(600)))
+    assert statuses == [200] * 600
+    for bin_ in bins:
+        seqs, before = [], None
+        while True:
+            params = {"limit": 200, **({"before": before} if before else {})}
+            page = requests.get(
+                f"{a.url}/api/v1/bins/{bin_['id']}/requests",
+                params=params,
+                headers={"Authorization": f"Bearer {bin_['read_key']}"},
+                timeout=10,
+            ).json()
+            seqs += [r["seq"] for r in page["requests"]]
+            if not (before := page["next_before"]):
+                break
+        assert sorted(seqs) == list(range(1, 101))
