@@ -90,14 +90,40 @@ def read_headers(rfile: Any) -> Headers:
         pairs.append((name, value.strip(" \t\r\n")))
 
 
-class Body(pywsgi.Input):
-    """pywsgi's request body stream, with a way to stop reading it for good."""
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
-    __slots__ = ("abandoned",)
+
+class Body(pywsgi.Input):
+    """pywsgi's request body stream: it can stop reading for good, and it keeps chunked trailers."""
+
+    __slots__ = ("abandoned", "trailers")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.abandoned = False
+        # Header fields sent after the last chunk of a chunked body, as (name, value) pairs.
+        self.trailers: list[tuple[str, str]] = []
+
+    def _Input__read_chunk_trailer(self, rfile: Any) -> bool:  # noqa: N802
+        """Read one trailer line after the last chunk; False at the empty line that ends them.
+
+        Replaces pywsgi's private reader (name-mangled), which validates trailer lines and then
+        throws them away; tests/test_hostile_input.py checks that they are kept.
+        """
+        line = rfile.readline(MAX_HEADER_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return False
+        name, colon, value = line.decode("latin-1").partition(":")
+        if (
+            not line.endswith(b"\n")
+            or not colon
+            or not _TOKEN.fullmatch(name)
+            or len(self.trailers) >= MAX_HEADER_FIELDS
+        ):
+            self._chunked_input_error = True
+            raise pywsgi._InvalidClientInput(f"invalid chunked trailer line {line[:100]!r}")
+        self.trailers.append((name, value.strip(" \t\r\n")))
+        return True
 
     def _discard(self) -> None:
         # After the response pywsgi reads what is left of the body to reach the next request;

@@ -68,12 +68,14 @@ def _environ_headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 def headers_of(environ: Mapping[str, Any]) -> list[list[str]]:
     """List the request's headers as ``[name, value]`` pairs in the order received.
 
-    From the server's raw list the names are kept as sent; rebuilt from the environ (test
-    clients, other servers) they can only be title-cased.
+    From the server's raw list the names are kept as sent, and chunked trailer fields follow;
+    rebuilt from the environ (test clients, other servers) they can only be title-cased.
     """
     raw = environ.get(RAW_HEADERS)
     if raw is not None:
-        return [[as_text(name), as_text(value)] for name, value in raw]
+        # Trailer fields of a chunked body (read with the body) follow the header fields.
+        trailers = getattr(environ.get("wsgi.input"), "trailers", None) or ()
+        return [[as_text(name), as_text(value)] for name, value in (*raw, *trailers)]
     return [[canonical_name(name), as_text(value)] for name, value in _environ_headers(environ)]
 
 
