@@ -144,7 +144,7 @@ def summarise(runs: list[dict]) -> dict:
             "lost": sum(r["lost"] for r in mine),
             "non_2xx": sum(r["non_2xx"] for r in mine),
             "accounting_ok": all(r["accounting_ok"] for r in mine),
-            "log_problems": sum(r["log_problem_count"] for r in runs if r["config"] == name),
+            "log_problems": sum(r.get("log_problem_count", 0) for r in runs if r["config"] == name),
         }
     one_w = summary["postgres+redis, 1 worker"]["captures_per_s"]
     two_w = summary["postgres+redis, 2 workers"]["captures_per_s"]
