@@ -21,7 +21,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here rather than at the top: gunicorn imports this package to read its settings
     # (app.serving) before the gevent worker patches the standard library, and these modules
     # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
-    from . import api, capture, cli, live, ratelimits, security, storage, views
+    from . import api, capture, cli, csp_reports, live, ratelimits, security, storage, views
     from .extensions import csrf, db, migrate
 
     app = Flask(
@@ -44,8 +44,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     # API calls are checked by how they authenticate (app/api.py); captures never reach Flask.
     csrf.exempt(api.bp)
+    # Browsers send violation reports without cookies or tokens.
+    csrf.exempt(csp_reports.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(csp_reports.bp)
     cli.init_app(app)
     ratelimits.init_app(app)
 

@@ -170,6 +170,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         ),
         "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
+        "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
+            env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
+        ),
         # Counted in this process, or in Redis when several processes share the work.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;

@@ -5,13 +5,16 @@ Protocol (default namespace):
   ack    <- {"ok": true, "last_seq": n, "gap": bool} or {"ok": false, "error": "..."}
   server -> ``captured`` summary: first those missed after ``after`` (oldest first), then new ones;
             ``deleted`` {"bin", "seqs"}, ``cleared`` {"bin"}, ``pinned`` summary,
-            ``bin_updated`` bin, ``bin_deleted`` {"bin"}.
+            ``bin_updated`` bin, ``bin_deleted`` {"bin"};
+            to every client: ``storage`` {"ok": bool, "retry_after": seconds}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from flask import Flask, current_app
@@ -23,6 +26,7 @@ from .models import BinDict, SummaryDict
 from .recording import Recorded
 
 CAPTURED = "captured"
+STORAGE = "storage"
 
 
 def room(bin_id: str) -> str:
@@ -66,6 +70,42 @@ def publish_capture(recorded: Recorded) -> None:
 def yield_now() -> None:
     """Give other greenlets (or threads) a turn."""
     socketio.sleep(0)
+
+
+class _StorageNews:
+    """What this process last told pages about storage, so that a flood of failures is one event."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ok = True
+        self.failure_told_at = float("-inf")
+
+    def worth_telling(self, ok: bool, every: float) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            if ok:
+                news, self.ok = not self.ok, True
+            else:
+                news = self.ok or now - self.failure_told_at >= every
+                if news:
+                    self.ok, self.failure_told_at = False, now
+            return news
+
+
+_storage_news = _StorageNews()
+
+
+def publish_storage_status(ok: bool, retry_after: int) -> None:
+    """Tell every open page whether storage takes writes; call it after each capture's outcome.
+
+    ``retry_after`` is HOOKSCOPE_RETRY_AFTER_SECONDS (passed in: captures run outside Flask's app
+    context). Costs nothing when nothing changed. A failure is told at once and then at most once
+    per ``retry_after`` seconds while failures go on (pages keep their banner up a few of those
+    periods after the last one); the first success after a failure is told at once. The throttle
+    is per process: with several workers, each may tell.
+    """
+    if _storage_news.worth_telling(ok, retry_after):
+        socketio.emit(STORAGE, {"ok": ok, "retry_after": retry_after})
 
 
 def publish_deleted(bin_id: str, seqs: list[int]) -> None:

@@ -1,4 +1,5 @@
-"""Flood limits (flask-limiter): captures per sender address and per bin, bin creation per address.
+"""Flood limits (flask-limiter): captures per sender address and per bin, bin creation per address,
+CSP reports per address.
 
 Counted in memory for one process, in Redis (REDIS_URL) when several share the work. A limit set
 to ``off`` is skipped; HOOKSCOPE_RATE_LIMITS=false turns them all off. Bin creation is limited by
@@ -18,6 +19,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
+
+from . import csp_reports
 
 
 def _setting(name: str) -> Callable[[], str]:
@@ -47,6 +50,10 @@ def init_app(app: Flask) -> None:
     )
     for endpoint in ("views.create_bin", "api.create_bin"):
         views[endpoint] = creating(views[endpoint])
+    views["csp_reports.receive"] = limiter.limit(
+        _setting("HOOKSCOPE_RATE_LIMIT_CSP_REPORTS"),
+        exempt_when=_off("HOOKSCOPE_RATE_LIMIT_CSP_REPORTS"),
+    )(views["csp_reports.receive"])
     app.register_error_handler(TooManyRequests, _too_many)
 
 
@@ -57,6 +64,9 @@ def _too_many(err: TooManyRequests) -> Response | tuple[Response, int] | TooMany
     if request.path.startswith("/api/"):
         message = f"rate limit exceeded: {err.description} (HOOKSCOPE_RATE_LIMIT_CREATE)"
         return jsonify(error="too_many_requests", message=message), 429, retry
+    if request.path == csp_reports.PATH:
+        text = f"rate limit exceeded: {err.description} (HOOKSCOPE_RATE_LIMIT_CSP_REPORTS)\n"
+        return Response(text, 429, mimetype="text/plain", headers=retry)
     return err
 
 

@@ -8,17 +8,26 @@ writes can fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) whateve
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
 
 _WRITE = "hookscope_write"
 # Execution options that make a connection's next transaction a write transaction.
 WRITE = {_WRITE: True}
+# How long the write check waits for SQLite's lock: a capture holds it for milliseconds.
+CHECK_BUSY_TIMEOUT_MS = 1000
+# Open pages ask while storage is failing; one real check a second per process answers them all.
+CHECK_EVERY_SECONDS = 1.0
+log = logging.getLogger("hookscope.storage")
+_CHECKED = "hookscope.storage_checked"
 
 
 def init_app(app: Flask) -> None:
@@ -63,3 +72,39 @@ def begin_write() -> None:
     if session.in_transaction():
         session.commit()
     session.connection(execution_options=WRITE)
+
+
+def writable() -> bool:
+    """Tell whether the database would take a write now (checked at most once a second).
+
+    Takes the write lock (SQLite) or opens a read-write transaction (PostgreSQL, which refuses on
+    a read-only standby) and writes nothing. A full disk shows only when a real write fails.
+    """
+    checked_at, ok = current_app.extensions.get(_CHECKED, (float("-inf"), True))
+    if time.monotonic() - checked_at < CHECK_EVERY_SECONDS:
+        return ok
+    try:
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                _check_sqlite(conn)
+            else:
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ WRITE")
+        ok = True
+    except DBAPIError as err:
+        log.warning("storage does not take writes: %s", err.__class__.__name__)
+        ok = False
+    current_app.extensions[_CHECKED] = (time.monotonic(), ok)
+    return ok
+
+
+def _check_sqlite(conn: Connection) -> None:
+    configured = int(current_app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+    # Straight on the driver's connection: through SQLAlchemy a PRAGMA would open a transaction.
+    raw = conn.connection.dbapi_connection
+    raw.execute(f"PRAGMA busy_timeout = {min(configured, CHECK_BUSY_TIMEOUT_MS)}")
+    try:
+        with conn.execution_options(**WRITE).begin():
+            pass  # BEGIN IMMEDIATE took the write lock: a capture could commit now
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {configured}")

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
-from . import access, bins
+from . import access, bins, live, storage
 from .api import bin_dict
 from .extensions import db
 
@@ -42,17 +42,28 @@ def show_bin(bin_id: str) -> tuple[str, int] | str:
     return render_template("bin.html", bin=bin_dict(bin_, key))
 
 
+UNAVAILABLE = "the database is unavailable; try again shortly"
+
+
 @bp.app_errorhandler(DBAPIError)
 def _database_unavailable(err: DBAPIError) -> tuple[Response | str, int, dict[str, str]]:
     """Say the database is unreachable (503 with Retry-After) instead of a bare 500."""
     current_app.logger.error("database unavailable: %s", err.__class__.__name__)
     with suppress(DBAPIError):
         db.session.rollback()
-    retry = {"Retry-After": str(current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])}
-    message = "the database is unavailable; try again shortly"
+    seconds = current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"]
+    # Open pages show a banner: what failed here fails for captures too.
+    live.publish_storage_status(False, seconds)
+    retry = {"Retry-After": str(seconds)}
     if request.path.startswith("/api/"):
-        return jsonify(error="storage_unavailable", message=message), 503, retry
-    return message, 503, retry
+        return jsonify(error="storage_unavailable", message=UNAVAILABLE), 503, retry
+    page = render_template(
+        "unavailable.html",
+        reload=request.method in ("GET", "HEAD"),
+        creating=request.endpoint == "views.create_bin",
+        retry_after=seconds,
+    )
+    return page, 503, retry
 
 
 @bp.get("/healthz")
@@ -60,3 +71,15 @@ def health() -> Response:
     """Answer 200 when the app can reach its database."""
     db.session.execute(text("SELECT 1"))
     return jsonify(ok=True)
+
+
+@bp.get("/readyz")
+def ready() -> Response | tuple[Response, int, dict[str, str]]:
+    """Answer 200 when the database takes writes (captures would be stored), else 503.
+
+    Pages showing the storage banner ask this until it says yes.
+    """
+    if storage.writable():
+        return jsonify(ok=True)
+    retry = {"Retry-After": str(current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])}
+    return jsonify(error="storage_unavailable", message=UNAVAILABLE), 503, retry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,6 +65,28 @@ def csrf_token(client) -> str:
     """Open the home page as a browser would and read the CSRF token its pages carry."""
     page = client.get("/").text
     return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+class SqliteLockHolder:
+    """Another process hogging an SQLite database: holds its write lock until released.
+
+    In WAL mode readers go on; every write (a capture, a change) waits for the busy timeout and
+    fails, as when a backup or a migration holds the file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+
+    def hold(self) -> None:
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.execute("ROLLBACK")
+            self.conn.close()
+            self.conn = None
 
 
 def free_port() -> int:

@@ -9,11 +9,11 @@ import time
 import pytest
 import requests
 from flask_migrate import upgrade
-from harness import SUITE_DATABASE, Gunicorn, csrf_token
+from harness import SUITE_DATABASE, Gunicorn, SqliteLockHolder, csrf_token
 from sqlalchemy import event
 
-from app import create_app
-from app.extensions import db
+from app import create_app, live, storage
+from app.extensions import db, socketio
 
 
 def listed(client, bin_id: str) -> list[int]:
@@ -111,3 +111,146 @@ def test_a_capture_waiting_for_the_sqlite_lock_under_gunicorn_stalls_nobody_else
         assert raw.content == b"waited"
     # The event loop kept serving while the capture waited: no health check took long.
     assert max(health) < 0.5, health
+
+
+@pytest.fixture
+def lockable(tmp_path):
+    """An app on an SQLite file whose writers give up on a held lock after 100 ms, and a holder."""
+    path = tmp_path / "lockable.db"
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS": 100,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app, SqliteLockHolder(path)
+    with app.app_context():
+        db.engine.dispose()
+
+
+def storage_events(sio) -> list[dict]:
+    return [e["args"][0] for e in sio.get_received() if e["name"] == "storage"]
+
+
+def test_open_pages_hear_of_a_storage_failure_once_per_period(lockable):
+    app, holder = lockable
+    client = app.test_client()
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
+    new_bin = client.post("/api/v1/bins").json
+    live.publish_storage_status(True, 5)  # whatever an earlier test left, this process says ok
+    watcher = socketio.test_client(app)
+    other_bins_page = socketio.test_client(app)
+    holder.hold()
+    try:
+        answers = [
+            client.patch(f"/api/v1/bins/{new_bin['id']}", json={"name": "x"}) for _ in range(5)
+        ]
+        assert [a.status_code for a in answers] == [503] * 5
+        # Every open page, whatever bin it shows, hears once: not once per failure.
+        assert storage_events(watcher) == [{"ok": False, "retry_after": 5}]
+        assert storage_events(other_bins_page) == [{"ok": False, "retry_after": 5}]
+    finally:
+        holder.release()
+    live.publish_storage_status(True, 5)
+    live.publish_storage_status(True, 5)  # only the change is news
+    assert storage_events(watcher) == [{"ok": True, "retry_after": 5}]
+    watcher.disconnect()
+    other_bins_page.disconnect()
+
+
+def test_a_failure_is_told_again_after_the_period(socket_client):
+    live.publish_storage_status(True, 1)
+    socket_client.get_received()
+    for _ in range(50):
+        live.publish_storage_status(False, 1)
+    assert storage_events(socket_client) == [{"ok": False, "retry_after": 1}]
+    time.sleep(1.05)
+    live.publish_storage_status(False, 1)
+    live.publish_storage_status(False, 1)
+    assert storage_events(socket_client) == [{"ok": False, "retry_after": 1}]
+    live.publish_storage_status(True, 1)
+    assert storage_events(socket_client) == [{"ok": True, "retry_after": 1}]
+
+
+def test_readyz_says_whether_captures_would_be_stored(lockable, monkeypatch):
+    app, holder = lockable
+    monkeypatch.setattr(storage, "CHECK_EVERY_SECONDS", 0)  # every call checks, for this test
+    client = app.test_client()
+    assert client.get("/readyz").json == {"ok": True}
+    holder.hold()
+    try:
+        refused = client.get("/readyz")
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.json["error"] == "storage_unavailable"
+        # /healthz only reads: the process is alive, which is a different question.
+        assert client.get("/healthz").status_code == 200
+    finally:
+        holder.release()
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_answers_ok_on_a_healthy_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json == {"ok": True}
+
+
+def test_readyz_checks_the_database_at_most_once_a_second(lockable):
+    app, holder = lockable
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    holder.hold()
+    try:
+        # Within the second, the answer is the last check's: a flood of probes costs one check.
+        assert client.get("/readyz").status_code == 200
+        time.sleep(storage.CHECK_EVERY_SECONDS + 0.05)
+        assert client.get("/readyz").status_code == 503
+    finally:
+        holder.release()
+
+
+def test_creating_a_bin_from_the_home_page_during_an_outage_shows_the_banner_page(lockable):
+    app, holder = lockable
+    client = app.test_client()
+    token = csrf_token(client)
+    holder.hold()
+    try:
+        response = client.post("/bins", data={"csrf_token": token})
+    finally:
+        holder.release()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    page = response.text
+    assert 'id="storage-banner"' in page and "js/unavailable.js" in page
+    assert "The bin was not created" in page and 'data-reload="false"' in page
+    assert 'action="/bins"' in page  # the button to try again
+
+
+def test_a_page_that_cannot_read_the_database_says_so_and_reloads(lockable):
+    app, _ = lockable
+    client = app.test_client()
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
+    new_bin = client.post("/api/v1/bins").json
+    with app.app_context():
+        path = db.engine.url.database
+        db.engine.dispose()
+    with open(path, "rb") as f:
+        original = f.read()
+    with open(path, "wb") as f:
+        f.write(b"this is not a database" * 100)  # unreadable, as after a bad restore
+    try:
+        response = client.get(f"/bins/{new_bin['id']}")
+        api = client.get(f"/api/v1/bins/{new_bin['id']}/requests")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with open(path, "wb") as f:
+            f.write(original)
+    assert response.status_code == 503
+    assert "This page needs the database" in response.text
+    assert 'data-reload="true"' in response.text
+    assert api.status_code == 503 and api.json["error"] == "storage_unavailable"
+    assert client.get(f"/bins/{new_bin['id']}").status_code == 200

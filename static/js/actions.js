@@ -1,6 +1,8 @@
 // Changes a user makes to a bin: pin, delete, clear, delete the bin. The page learns the outcome
 // from the live stream (every open tab does), so these only send the request and report failures.
 
+import { noteAnswer, noteUnreachable } from "./outage.js";
+
 const ARM_MS = 3000;
 
 /** Send a change to the API; resolve to the JSON answer (null for 204), reject with its message. */
@@ -12,7 +14,14 @@ export async function change(url, method, body) {
     options.body = JSON.stringify(body);
     Object.assign(options.headers, { "Content-Type": "application/json", Accept: "application/json" });
   }
-  const response = await fetch(url, options);
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (err) {
+    noteUnreachable();
+    throw err;
+  }
+  noteAnswer(response);
   if (response.status === 204) return null;
   if (response.ok) return response.json();
   let message = `HTTP ${response.status}`;

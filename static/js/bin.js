@@ -5,6 +5,7 @@ import { DetailPane } from "./detail.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
+import { noteStorage, watchStorage } from "./outage.js";
 
 const main = document.getElementById("bin");
 const binId = main.dataset.binId;
@@ -57,11 +58,19 @@ document.addEventListener("keydown", (event) => {
   window.location.hash = `#${seq}`;
 });
 
+// Storage is back after a banner: catch the list up, and retry a request that failed to open.
+watchStorage({
+  onBack: () => {
+    list.loadFirstPage();
+    if (detail.seq !== null && !byId("detail").querySelector(".detail")) detail.show(detail.seq);
+  },
+});
+
 async function start() {
   openFromHash();
   const loaded = await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
-  watchBin({
+  const socket = watchBin({
     binId,
     // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
     after: () => list.highestSeq() ?? (loaded ? 0 : null),
@@ -93,6 +102,7 @@ async function start() {
       if (state === "live" && !list.loaded) list.loadFirstPage();
     },
   });
+  socket.on("storage", noteStorage);
 }
 
 start();

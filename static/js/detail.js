@@ -5,13 +5,21 @@ import {
   formatBytes, formatCount, fullLocalTime, mediaType, methodClass, parseTime, relativeTime, requestTarget,
 } from "./format.js";
 import { armTwice, change, notify } from "./actions.js";
+import { noteAnswer, noteUnreachable } from "./outage.js";
 import {
   emptyView, formView, hexView, inflate, inflateFormat, jsonView, multipartView, note, rawView, textView,
 } from "./render.js";
 
 /** Fetch JSON from the API; throw an Error carrying the API's message on failure. */
 export async function fetchJson(url, options) {
-  const response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  } catch (err) {
+    noteUnreachable();
+    throw err;
+  }
+  noteAnswer(response);
   let payload = null;
   try {
     payload = await response.json();

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import re
+import time
+import uuid
 from urllib.parse import urlsplit
 
 import requests
@@ -63,3 +67,49 @@ def open_request(page, seq: int):
     detail = page.locator(f"#detail .detail[data-seq='{seq}']")
     detail.locator(".body-view").wait_for()
     return detail
+
+
+class CspReports:
+    """The CSP violation reports a server's log received from the moment this is made."""
+
+    def __init__(self, server, deliberate_violations: list[str]) -> None:
+        self.server = server
+        self.deliberate_violations = deliberate_violations
+        self.start = server.log_path.stat().st_size
+
+    def lines(self) -> list[str]:
+        """The report lines logged so far, in order."""
+        logged = self.server.log_path.read_bytes()[self.start :].decode(errors="replace")
+        return [line for line in logged.splitlines() if "] csp-report " in line]
+
+    def violate(self, page) -> str:
+        """Run an inline script the policy must block; wait for the server to log its report.
+
+        The control for "no report arrived": it proves that on this page, at this moment, a
+        violation does reach the server's log. Returns the report line.
+        """
+        marker = f"csp-control-{uuid.uuid4().hex[:12]}"
+        # 'report-sample' puts the first 40 characters in the report: the marker comes first.
+        source = f"/*{marker}*/document.title='ran'"
+        digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+        self.deliberate_violations.append(f"sha256-{digest}")
+        title = page.title()
+        page.evaluate(
+            """source => {
+                const script = document.createElement("script");
+                script.textContent = source;
+                document.body.append(script);
+            }""",
+            source,
+        )
+        [line] = self.wait_for(marker)
+        assert page.title() == title, "the policy let an inline script run"
+        return line
+
+    def wait_for(self, text: str) -> list[str]:
+        """Wait until report lines containing ``text`` are logged, and return them."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not (found := [line for line in self.lines() if text in line]):
+            assert time.monotonic() < deadline, f"no CSP report with {text!r} in the server log"
+            time.sleep(0.05)
+        return found

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browsing import WAIT_MS
+from browsing import WAIT_MS, CspReports
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +47,30 @@ def dialogs() -> list[str]:
 
 
 @pytest.fixture
-def page(browser, dialogs: list[str]) -> Iterator[object]:
+def deliberate_violations() -> list[str]:
+    """CSP breaches a test commits on purpose: each excuses one console error that contains it."""
+    return []
+
+
+def _csp_problem(text: str, deliberate_violations: list[str]) -> bool:
+    """Tell whether a console error is a CSP violation nobody committed on purpose."""
+    if "Content Security Policy" not in text:
+        return False
+    for expected in deliberate_violations:
+        if expected in text:
+            deliberate_violations.remove(expected)
+            return False
+    return True
+
+
+@pytest.fixture
+def traffic() -> list[str]:
+    """Every URL the page requested, WebSocket connections included."""
+    return []
+
+
+@pytest.fixture
+def page(browser, dialogs: list[str], deliberate_violations, traffic) -> Iterator[object]:
     """A fresh 1280x800 page; fails the test if the page throws or breaks its CSP."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -58,14 +81,22 @@ def page(browser, dialogs: list[str]) -> Iterator[object]:
         "console",
         lambda msg: (
             problems.append(f"console: {msg.text}")
-            if msg.type == "error" and "Content Security Policy" in msg.text
+            if msg.type == "error" and _csp_problem(msg.text, deliberate_violations)
             else None
         ),
     )
+    page.on("request", lambda request: traffic.append(request.url))
+    page.on("websocket", lambda socket: traffic.append(socket.url))
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     yield page
     context.close()
     assert not problems, f"the page reported errors: {problems}"
+
+
+@pytest.fixture
+def csp_reports(server, deliberate_violations) -> CspReports:
+    """The CSP violation reports the shared server logs from now on."""
+    return CspReports(server, deliberate_violations)
 
 
 @pytest.fixture
