@@ -122,12 +122,8 @@ class CaptureGate:
         try:
             recorded = self.recorder.record(bin_id, snap, environ.get("HTTP_AUTHORIZATION"))
         except recording.StorageUnavailable:
-            # Never answer 2xx for a capture that was not stored: tell the sender to come back.
-            raise Refused(
-                503,
-                "storage is unavailable; nothing was stored, retry later",
-                **{"Retry-After": str(self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])},
-            ) from None
+            raise self.unavailable() from None
+        live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self._known.pop(bin_id, None)
             raise Refused(404, "no such bin")
@@ -147,16 +143,23 @@ class CaptureGate:
                 found = recording.lookup(bin_id) is not None
         except DBAPIError as err:
             log.error("capture failed: the database is unavailable: %s", err)
-            raise Refused(
-                503,
-                "storage is unavailable; nothing was stored, retry later",
-                **{"Retry-After": str(self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])},
-            ) from None
+            raise self.unavailable() from None
         if found:
             if len(self._known) > 10_000:
                 self._known.clear()
             self._known[bin_id] = now + KNOWN_BIN_SECONDS
         return found
+
+    def unavailable(self) -> Refused:
+        """Never answer 2xx for a capture that was not stored: tell the sender to come back, and
+        tell open pages (their storage banner)."""
+        retry = self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"]
+        live.publish_storage_status(False, retry)
+        return Refused(
+            503,
+            "storage is unavailable; nothing was stored, retry later",
+            **{"Retry-After": str(retry)},
+        )
 
     def read_body(self, environ: Environ) -> bytes | bytearray:
         """Read the whole body, chunked or not, within the size and time limits; never truncate."""

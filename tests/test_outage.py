@@ -254,3 +254,21 @@ def test_a_page_that_cannot_read_the_database_says_so_and_reloads(lockable):
     assert 'data-reload="true"' in response.text
     assert api.status_code == 503 and api.json["error"] == "storage_unavailable"
     assert client.get(f"/bins/{new_bin['id']}").status_code == 200
+
+
+def test_a_refused_capture_tells_open_pages_and_the_next_stored_one_clears_it(lockable):
+    app, holder = lockable
+    client = app.test_client()
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client)
+    new_bin = client.post("/api/v1/bins").json
+    client.post(f"/h/{new_bin['id']}", data=b"before")  # a stored capture: storage is fine
+    page = socketio.test_client(app)
+    holder.hold()
+    try:
+        assert client.post(f"/h/{new_bin['id']}", data=b"during").status_code == 503
+        assert storage_events(page) == [{"ok": False, "retry_after": 5}]
+    finally:
+        holder.release()
+    assert client.post(f"/h/{new_bin['id']}", data=b"after").status_code == 200
+    assert storage_events(page) == [{"ok": True, "retry_after": 5}]
+    page.disconnect()
