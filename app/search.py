@@ -28,7 +28,7 @@ from .models import CapturedRequest, UTCDateTime
 INDEXED_BODY_BYTES = 65536
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 16
-MIN_PREFIX = 2
+MIN_PREFIX = 3
 # A phrase in quotes (closed or running to the end) with an optional * after it, or a bare word.
 _TERM = re.compile(r'"([^"]*)(?:"|$)(\*?)|([^\s"]+)')
 _SEARCHED_COLUMNS = "{target headers body}"  # every FTS5 column except the bin's

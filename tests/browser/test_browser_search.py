@@ -74,8 +74,8 @@ def test_a_search_that_finds_nothing_says_so_and_offers_the_way_back(page, bin_,
 def test_a_query_that_cannot_be_searched_is_explained(page, bin_, open_bin):
     send(bin_, "/one", data="alpha")
     open_bin(bin_)
-    page.locator("#search-input").fill("a*")
-    expect(page.locator("#list-error")).to_contain_text("at least 2 letters or digits")
+    page.locator("#search-input").fill("ab*")
+    expect(page.locator("#list-error")).to_contain_text("at least 3 letters or digits")
     expect(page.locator("#request-list li")).to_have_count(0)
 
 
