@@ -80,9 +80,12 @@ document.addEventListener("keydown", (event) => {
 async function start() {
   openFromHash();
   const query = SearchBox.fromAddress();
-  // Even when the page opens on a search, the live stream resumes after the newest request.
-  const loaded = await list.loadFirstPage();
-  if (query) await search.apply(query);
+  if (query) {
+    // Opened on a search (?q=): the live stream resumes after the newest request the server
+    // had when it rendered the page, shown or not.
+    list.saw(Number(main.dataset.lastSeq));
+  }
+  const loaded = query ? await search.apply(query) : await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
   watchBin({
     binId,

@@ -54,11 +54,11 @@ export class SearchBox {
     return this.apply("");
   }
 
-  /** Show what `text` finds; "" shows everything. */
+  /** Show what `text` finds ("" shows everything); resolve to whether the list loaded. */
   async apply(text) {
     const query = text.trim();
     if (this.els.input.value.trim() !== query) this.els.input.value = query;
-    if (query === this.list.query && this.list.loaded) return;
+    if (query === this.list.query && this.list.loaded) return true;
     clearTimeout(this.recheck);
     this.pending.clear();
     this.unmatched.clear();
@@ -66,7 +66,7 @@ export class SearchBox {
     this.els.clear.hidden = !query;
     this.els.noMatchQuery.textContent = query;
     this.remember(query);
-    await this.list.setQuery(query);
+    return this.list.setQuery(query);
   }
 
   remember(query) {
