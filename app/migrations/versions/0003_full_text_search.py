@@ -20,12 +20,13 @@ words as the character itself would, so ``a%40b.com`` is found by ``a@b.com``.
 SQLite: an FTS5 table with *external content*. Contentless-delete tables (delete by rowid alone)
 need SQLite 3.43; Debian 12 ships 3.40. A plain FTS5 table would keep a second copy of up to
 128 KiB of text per request. External content stores only the index: its content is the view
-``request_search_source``, which computes each request's indexed text from its rows. When a row
-is deleted, FTS5 reads the view for that rowid to learn which terms to remove, so the delete
-triggers fire BEFORE the delete, while the row is still readable. One definition (the view) feeds
-inserts, deletes and ``rebuild``, so they cannot disagree. A ``bin`` column holds the hex of the
-bin id (one token per bin), so a search ANDs with it inside the index and never walks other bins'
-matches. The FTS rowid is ``requests.id``.
+``request_search_source``, which computes each request's indexed text from its rows. FTS5 must be
+told the exact text of a row it removes, so the delete triggers fire BEFORE the delete, read the
+row's text from the view (still there) and hand it to FTS5's documented 'delete' command. The one
+view feeds inserts, deletes and the backfill, so they cannot disagree. (FTS5's own 'rebuild' is not
+used: it reads the view in a mode that refuses table-valued functions such as json_tree.) A
+``bin`` column holds the hex of the bin id, one token per bin, so a search is narrowed to its bin
+inside the index. The FTS rowid is ``requests.id``.
 
 PostgreSQL: a ``tsvector`` column on ``payloads`` with a GIN index, set by a BEFORE INSERT
 trigger; deleting the row deletes its index entries, so deletions need no trigger. Text goes
@@ -33,11 +34,14 @@ through ``hookscope_search_words`` (ASCII punctuation to spaces) and the ``simpl
 (no stemming, no stop words), which splits words as SQLite's unicode61 does; without it the
 parser would keep ``user@example.com`` or ``/stripe/events`` as one token. ``convert_from``
 raises on invalid UTF-8, so bodies that fail it are read as Latin-1 instead (their ASCII words
-stay searchable) inside a plpgsql exception block; no insert fails because of its bytes.
+stay searchable) inside a plpgsql exception block; no insert fails because of its bytes. The
+document also holds the lexeme ``#<bin id>``, which no searched word can be, so the GIN index can
+be asked for one bin's matches.
 
 A later migration that rebuilds ``requests`` or ``payloads`` on SQLite (``batch_alter_table``)
-must call ``drop_sqlite()`` first and ``create_sqlite()`` after (then ``rebuild``): dropping the
-tables drops their triggers, and the view would stop the rename.
+must call ``drop_sqlite()`` first and ``create_sqlite()`` after, then index the rows again as
+``upgrade()`` does: dropping the tables drops their triggers, and the view would stop the rename.
+A change to what the view computes needs the same: FTS5 removes a row by the text it is given.
 """
 
 import sqlalchemy as sa
