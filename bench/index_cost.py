@@ -66,7 +66,15 @@ def one(harness, kind: str, path: str, revision: str, captures: int) -> float:
 
     with tempfile.TemporaryDirectory(prefix="hookscope-index-cost-") as tmp:
         url = harness.fresh_postgres_database() if kind == "postgres" else f"sqlite:///{tmp}/c.db"
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "SECRET_KEY": "bench",
+                # Room for every capture: retention deleting rows would be measured too.
+                "HOOKSCOPE_DEFAULT_MAX_REQUESTS": 10 * captures,
+                "HOOKSCOPE_MAX_REQUESTS_CEILING": 10 * captures,
+            }
+        )
         try:
             with app.app_context():
                 upgrade(revision=revision)
