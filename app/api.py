@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from . import access, bins, bodies, live, openapi
+from . import access, bins, bodies, live, openapi, search
 from .extensions import csrf
 from .links import bin_links, share_url
 from .models import Bin, CapturedRequest
@@ -192,17 +192,24 @@ def open_session(bin_id: str) -> tuple[str, int]:
 
 @bp.get("/bins/<bin_id>/requests")
 def list_requests(bin_id: str) -> Response:
-    """List captured requests newest first; pass ``next_before`` back as ``before``."""
+    """List captured requests newest first; pass ``next_before`` back as ``before``.
+
+    With ``q``, only the requests that match the search (see app/search.py), in the same shape.
+    """
     bin_ = readable_or_404(bin_id)
-    limit = _int_arg("limit", bins.PAGE_LIMIT_DEFAULT, low=1, high=bins.PAGE_LIMIT_MAX)
-    page = bins.page(
-        bin_.id,
-        limit=limit,
-        before=_int_arg("before", None),
-        method=request.args.get("method") or None,
-        since=_time_arg("since"),
-        until=_time_arg("until"),
-    )
+    query = request.args.get("q", "")
+    terms = search.parse(query) if query.strip() else None
+    filters = {
+        "limit": _int_arg("limit", bins.PAGE_LIMIT_DEFAULT, low=1, high=bins.PAGE_LIMIT_MAX),
+        "before": _int_arg("before", None),
+        "method": request.args.get("method") or None,
+        "since": _time_arg("since"),
+        "until": _time_arg("until"),
+    }
+    if terms is None:
+        page = bins.page(bin_.id, **filters)
+    else:
+        page = search.page(bin_.id, terms, **filters)
     return jsonify(requests=page.requests, next_before=page.next_before)
 
 

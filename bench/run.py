@@ -1,6 +1,6 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
-    .venv/bin/python bench/run.py [--quick] [--only ingest,live,profile,big,memory,scaleout]
+    .venv/bin/python bench/run.py [--quick] [--only ingest,live,profile,big,memory,scaleout,index]
                                   [--runs 3] [--workers gevent] [--access-log on|off]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import big_bins
+import index_cost
 import ingest
 import live_latency
 import memory
@@ -42,7 +43,7 @@ WORKER_ENV = {
     "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "profile"}
-SEPARATE = {"big", "memory", "scaleout"}
+SEPARATE = {"big", "memory", "scaleout", "index"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live",
-        help="ingest,live,profile,big,memory,scaleout (comma separated)",
+        help="ingest,live,profile,big,memory,scaleout,index (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -79,6 +80,9 @@ def parse_args() -> argparse.Namespace:
         "--big-db",
         default="sqlite,postgres" if os.environ.get("HOOKSCOPE_TEST_POSTGRES_URL") else "sqlite",
         help="sqlite,postgres (postgres needs HOOKSCOPE_TEST_POSTGRES_URL)",
+    )
+    ap.add_argument(
+        "--index-captures", type=int, default=10_000, help="captures per index-cost measurement"
     )
     ap.add_argument("--memory-body-mib", type=float, default=25.0, help="large body size")
     ap.add_argument("--memory-captures", type=int, default=100_000, help="1 KB captures")
@@ -363,11 +367,11 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory and scaleout (as selected): each starts the servers it needs."""
+    """Run big, memory, scaleout and index (as selected): each makes the servers it needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout"):
+    for name in ("big", "memory", "scaleout", "index"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -375,6 +379,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
         try:
             if name == "big":
                 out[name] = big_bins.run(launch, harness, args.big_rows, args.big_db)
+            elif name == "index":
+                out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
             elif name == "memory":
                 out[name] = memory.run(
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds

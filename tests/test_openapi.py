@@ -21,7 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app import bins, openapi
+from app import bins, openapi, search
 
 CHECKS = [
     not_a_server_error,
@@ -99,6 +99,8 @@ def test_described_limits_are_the_servers(app, client):
     assert settings["description"]["maxLength"] == bins.DESCRIPTION_MAX
     limit = document["components"]["parameters"]["Limit"]["schema"]
     assert (limit["maximum"], limit["default"]) == (bins.PAGE_LIMIT_MAX, bins.PAGE_LIMIT_DEFAULT)
+    q = document["components"]["parameters"]["Q"]["schema"]
+    assert q["maxLength"] == search.MAX_QUERY_CHARS
     bin_id = document["components"]["parameters"]["BinId"]["schema"]["pattern"]
     assert bin_id == f"^{bins.ID_PATTERN.pattern}$"
 
@@ -212,6 +214,9 @@ ITEM = V1 + "/{bin_id}/requests/{seq}"
         ("GET", V1 + "/{bin_id}/requests", None, {"before": BIG}, None),
         ("GET", V1 + "/{bin_id}/requests", None, {"since": "0001-01-01T00:00:00+01:00"}, None),
         ("GET", V1 + "/{bin_id}/requests", None, {"until": "9999-12-31T23:59:59-01:00"}, None),
+        ("GET", V1 + "/{bin_id}/requests", None, {"q": 'NEAR(x y) OR "z* {bin}:*'}, None),
+        ("GET", V1 + "/{bin_id}/requests", None, {"q": "x" * 7_000}, None),
+        ("GET", V1 + "/{bin_id}/requests", None, {"q": "\x00'\"\\"}, None),
         ("POST", V1, None, {}, {"ingest_auth": {"type": ["basic"]}}),
         ("PATCH", V1 + "/{bin_id}", None, {}, {"ingest_auth": {"type": {}}}),
         ("POST", V1, None, {}, {"name": "\ud800"}),
@@ -226,6 +231,9 @@ ITEM = V1 + "/{bin_id}/requests/{seq}"
         "huge-before",
         "since-before-year-1",
         "until-after-year-9999",
+        "search-engine-syntax",
+        "search-7-kb",  # a 10 KB query line gets gunicorn's 414 first
+        "search-nul-and-quotes",
         "ingest-type-list",
         "ingest-type-object",
         "lone-surrogate-name",

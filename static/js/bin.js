@@ -6,6 +6,7 @@ import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
 import { noteStorage, watchStorage } from "./outage.js";
+import { SearchBox } from "./search.js";
 
 const main = document.getElementById("bin");
 const binId = main.dataset.binId;
@@ -19,6 +20,7 @@ const list = new RequestList(
   {
     list: byId("request-list"),
     empty: byId("list-empty"),
+    noMatch: byId("list-no-match"),
     loading: byId("list-loading"),
     error: byId("list-error"),
     older: byId("load-older"),
@@ -26,6 +28,19 @@ const list = new RequestList(
   },
   apiUrl,
   binId,
+);
+const search = new SearchBox(
+  {
+    form: byId("search-form"),
+    input: byId("search-input"),
+    clear: byId("search-clear"),
+    noMatchQuery: byId("no-match-query"),
+    noMatchClear: byId("no-match-clear"),
+    hint: byId("search-hint"),
+    hintText: byId("search-hint-text"),
+    hintClear: byId("search-hint-clear"),
+  },
+  list,
 );
 const detail = new DetailPane(byId("detail"), apiUrl);
 const status = byId("live-status");
@@ -46,10 +61,15 @@ function openFromHash() {
 
 window.addEventListener("hashchange", openFromHash);
 
-// j / k and the arrow keys move the selection, as in a mail client.
+// j / k and the arrow keys move the selection, as in a mail client; / goes to the search box.
 document.addEventListener("keydown", (event) => {
   if (event.altKey || event.ctrlKey || event.metaKey) return;
   if (event.target instanceof HTMLElement && event.target.closest("input, textarea, select, [contenteditable]")) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    byId("search-input").focus();
+    return;
+  }
   const step = { j: 1, ArrowDown: 1, k: -1, ArrowUp: -1 }[event.key];
   if (!step) return;
   const seq = list.neighbour(step);
@@ -68,23 +88,33 @@ watchStorage({
 
 async function start() {
   openFromHash();
-  const loaded = await list.loadFirstPage();
+  const query = SearchBox.fromAddress();
+  if (query) {
+    // Opened on a search (?q=): the live stream resumes after the newest request the server
+    // had when it rendered the page, shown or not.
+    list.saw(Number(main.dataset.lastSeq));
+  }
+  const loaded = query ? await search.apply(query) : await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
   const socket = watchBin({
     binId,
     // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
-    after: () => list.highestSeq() ?? (loaded ? 0 : null),
+    after: () => list.newestSeen ?? (loaded ? 0 : null),
     onCaptured: (summary) => {
-      if (list.add(summary, true)) list.update();
+      list.saw(summary.seq);
+      if (list.query) search.captured(summary);
+      else if (list.add(summary, true)) list.update();
     },
     onGap: () => list.loadFirstPage(),
     on: {
       deleted: ({ seqs }) => {
         const gone = Array.isArray(seqs) ? seqs.filter(Number.isSafeInteger) : [];
         list.remove(gone);
+        search.forget(gone);
         if (gone.includes(detail.seq)) detail.gone(detail.seq);
       },
       cleared: async () => {
+        search.forget([...search.unmatched, ...search.pending]);
         await list.loadFirstPage();
         // The open request may have gone with the rest; asking again shows either it or why not.
         if (detail.seq !== null && !list.rows.has(detail.seq)) detail.show(detail.seq);

@@ -49,7 +49,10 @@ function row(summary, fresh) {
 }
 
 export class RequestList {
-  /** `els`: list, empty, loading, error, older (button), count; `apiUrl`: the bin's API URL. */
+  /**
+   * `els`: list, empty, noMatch, loading, error, older (button), count; `apiUrl`: the bin's API
+   * URL. With a search `query`, the list shows only what the search API finds.
+   */
   constructor(els, apiUrl, binId) {
     this.els = els;
     this.apiUrl = apiUrl;
@@ -58,6 +61,9 @@ export class RequestList {
     this.nextBefore = null;
     this.loaded = false; // the first page has been read at least once
     this.selected = null;
+    this.query = "";
+    this.newestSeen = null; // the highest seq this page has heard of, shown or not
+    this.generation = 0; // bumped by setQuery: answers for an older query are dropped
     els.older.addEventListener("click", () => this.loadOlder());
   }
 
@@ -67,14 +73,34 @@ export class RequestList {
     return first ? Number(first.dataset.seq) : null;
   }
 
+  /** Remember a seq the page heard of (to resume the live stream after it), shown or not. */
+  saw(seq) {
+    if (isSeq(seq) && (this.newestSeen === null || seq > this.newestSeen)) this.newestSeen = seq;
+  }
+
+  /** Show what `query` finds (or everything, for ""), from its newest page; resolve when shown. */
+  async setQuery(query) {
+    this.query = query;
+    this.generation += 1;
+    for (const li of this.rows.values()) li.remove();
+    this.rows.clear();
+    this.setNextBefore(null);
+    this.loaded = false;
+    this.update();
+    this.els.loading.hidden = false;
+    return this.loadFirstPage();
+  }
+
   /**
    * Read the newest page and make it the list. Rows that were on the page before are replaced by
    * what the server says now (some may be gone); rows that arrived live meanwhile stay.
    */
   async loadFirstPage() {
     const shownBefore = this.highestSeq() ?? -1;
+    const generation = this.generation;
     const page = await this.fetchPage(null);
-    if (!page) return false;
+    if (!page || generation !== this.generation) return false;
+    if (!this.query) this.saw(page.requests[0]?.seq);
     const onPage = new Set(page.requests.map((summary) => summary.seq));
     for (const [seq, li] of this.rows) {
       if (seq <= shownBefore && !onPage.has(seq)) {
@@ -92,9 +118,10 @@ export class RequestList {
   async loadOlder() {
     if (this.nextBefore === null) return;
     this.els.older.disabled = true;
+    const generation = this.generation;
     const page = await this.fetchPage(this.nextBefore);
     this.els.older.disabled = false;
-    if (!page) return;
+    if (!page || generation !== this.generation) return;
     this.addAll(page.requests, false);
     this.setNextBefore(page.next_before);
     this.update();
@@ -103,12 +130,15 @@ export class RequestList {
   async fetchPage(before) {
     const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (before !== null) params.set("before", String(before));
+    if (this.query) params.set("q", this.query);
+    const generation = this.generation;
     try {
       const page = await fetchJson(`${this.apiUrl}/requests?${params}`);
-      this.els.error.hidden = true;
+      if (generation === this.generation) this.els.error.hidden = true;
       return { requests: Array.isArray(page.requests) ? page.requests : [], next_before: page.next_before };
     } catch (err) {
-      this.els.error.textContent = `Could not load requests: ${err.message}`;
+      if (generation !== this.generation) return null;
+      this.els.error.textContent = `${this.query ? "Cannot search" : "Could not load requests"}: ${err.message}`;
       this.els.error.hidden = false;
       return null;
     } finally {
@@ -197,9 +227,12 @@ export class RequestList {
   update() {
     const count = this.rows.size;
     const empty = this.loaded && count === 0 && this.nextBefore === null;
-    this.els.empty.hidden = !empty;
-    this.els.list.closest("main")?.classList.toggle("is-empty", empty);
-    this.els.count.textContent = count ? `${count}${this.nextBefore === null ? "" : "+"}` : "";
-    this.els.count.setAttribute("title", this.nextBefore === null ? `${count} requests` : `${count} loaded; older ones below`);
+    this.els.empty.hidden = !(empty && !this.query);
+    this.els.noMatch.hidden = !(empty && this.query);
+    this.els.list.closest("main")?.classList.toggle("is-empty", empty && !this.query);
+    const found = this.query ? " found" : "";
+    this.els.count.textContent = count ? `${count}${this.nextBefore === null ? "" : "+"}${found}` : "";
+    const what = this.query ? "matching requests" : "requests";
+    this.els.count.setAttribute("title", this.nextBefore === null ? `${count} ${what}` : `${count} ${what} loaded; older ones below`);
   }
 }

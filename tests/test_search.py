@@ -1,0 +1,503 @@
+"""Full-text search within a bin: what it finds, how it pages, what it refuses, and that the
+database's own index follows every way requests are stored and deleted."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from flask_migrate import downgrade, upgrade
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from app import bins, clock, search
+from app.extensions import db
+
+
+def capture(client, bin_id: str, path: str = "", **kwargs) -> int:
+    response = client.post(f"/h/{bin_id}{path}", **kwargs)
+    assert response.status_code == 200
+    return int(response.headers["X-Hookscope-Seq"])
+
+
+def search_response(client, bin_id: str, q: str, **params):
+    return client.get(f"/api/v1/bins/{bin_id}/requests", query_string={"q": q, **params})
+
+
+def found(client, bin_id: str, q: str, **params) -> list[int]:
+    response = search_response(client, bin_id, q, **params)
+    assert response.status_code == 200, response.json
+    return [r["seq"] for r in response.json["requests"]]
+
+
+def indexed_ids(app) -> set[int]:
+    """Request ids the search index holds entries for, read from the index itself."""
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            db.session.execute(
+                text(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_terms"
+                    " USING fts5vocab(main, request_search, instance)"
+                )
+            )
+            ids = db.session.scalars(text("SELECT DISTINCT doc FROM temp.search_terms")).all()
+        else:
+            ids = db.session.scalars(
+                text("SELECT request_id FROM payloads WHERE search_document IS NOT NULL")
+            ).all()
+        db.session.rollback()
+    return set(ids)
+
+
+def stored_ids(app) -> set[int]:
+    with app.app_context():
+        ids = set(db.session.scalars(text("SELECT id FROM requests")).all())
+        db.session.rollback()
+    return ids
+
+
+@pytest.fixture
+def stripe_and_github(client, new_bin):
+    """A bin holding a Stripe event, a GitHub push, a form and a plain-text log line."""
+    bin_id = new_bin["id"]
+    seqs = {
+        "stripe": capture(
+            client,
+            bin_id,
+            "/stripe/events?livemode=false",
+            json={"type": "payment_intent.succeeded", "receipt_email": "ada@example.com"},
+            headers={"Stripe-Signature": "t=1,v1=abc", "X-Customer": 'Zoë "VIP"'},
+        ),
+        "github": capture(
+            client,
+            bin_id,
+            "/github",
+            json={"ref": "refs/heads/main", "pusher": {"name": "octocat"}},
+            headers={"X-GitHub-Event": "push"},
+        ),
+        "form": capture(
+            client,
+            bin_id,
+            "/slack/commands?user=grace%40example.com",
+            data="command=%2Fdeploy&text=checkout+service+now",
+            content_type="application/x-www-form-urlencoded",
+        ),
+        "log": capture(
+            client,
+            bin_id,
+            "/logs",
+            data="INFO checkout finished in 231 ms; café ☕ Ünïcode".encode(),
+            content_type="text/plain; charset=utf-8",
+        ),
+    }
+    return bin_id, seqs
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("octocat", ["github"]),  # a word of the JSON body
+        ("OCTOCAT", ["github"]),  # case does not matter
+        ("refs/heads/main", ["github"]),  # punctuation separates words: a phrase
+        ('"heads main"', ["github"]),  # a quoted phrase, in order
+        ('"main heads"', []),  # ... and not out of order
+        ("checkout", ["log", "form"]),  # newest first
+        ("checkout finished", ["log"]),  # words are ANDed
+        ("checkout nowhere", []),
+        ("finis*", ["log"]),  # prefix
+        ('"checkout fin"*', ["log"]),  # a phrase whose last word is a prefix
+        ("payment_intent.succeeded", ["stripe"]),
+        ("ada@example.com", ["stripe"]),  # an email in a JSON body
+        ("grace@example.com", ["form"]),  # ... percent-encoded in a query string
+        ("deploy", ["form"]),  # %2Fdeploy in a form body
+        ("livemode", ["stripe"]),  # the query string
+        ("stripe events", ["stripe"]),  # the path
+        ("stripe-signature", ["stripe"]),  # a header name
+        ('zoë "vip"', ["stripe"]),  # a header value stored with JSON escapes
+        ("x-github-event push", ["github"]),  # a header name and value
+        ("POST logs", ["log"]),  # the method
+        ("café", ["log"]),
+        ("CAFÉ ünïcode", ["log"]),
+        ("cafe", []),  # accents matter
+        ("☕", None),  # a symbol is not a word: nothing to search for
+    ],
+)
+def test_search_finds_words_anywhere_in_a_request(client, stripe_and_github, q, expected):
+    bin_id, seqs = stripe_and_github
+    response = search_response(client, bin_id, q)
+    if expected is None:
+        assert response.status_code == 400
+        assert response.json["error"] == "bad_query"
+        return
+    assert response.status_code == 200, response.json
+    assert [r["seq"] for r in response.json["requests"]] == [seqs[name] for name in expected]
+
+
+def test_results_are_summaries_in_the_list_shape(client, stripe_and_github):
+    bin_id, seqs = stripe_and_github
+    listed = client.get(f"/api/v1/bins/{bin_id}/requests").json["requests"]
+    searched = search_response(client, bin_id, "octocat").json
+    assert searched["requests"] == [r for r in listed if r["seq"] == seqs["github"]]
+    assert searched["next_before"] is None
+
+
+def test_search_pages_newest_first_with_the_list_cursor(client, new_bin):
+    bin_id = new_bin["id"]
+    for i in range(12):
+        capture(client, bin_id, f"/n/{i}", data=f"{'needle' if i % 2 else 'hay'} {i}")
+    first = search_response(client, bin_id, "needle", limit=4).json
+    assert [r["seq"] for r in first["requests"]] == [12, 10, 8, 6]
+    second = search_response(client, bin_id, "needle", limit=4, before=first["next_before"]).json
+    assert [r["seq"] for r in second["requests"]] == [4, 2]
+    assert second["next_before"] is None
+    assert found(client, bin_id, "needle", before=7) == [6, 4, 2]
+    assert found(client, bin_id, "needle", before=1) == []
+
+
+@pytest.mark.parametrize("window", [1, 3, 5000])
+def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, window):
+    # PostgreSQL tests the newest `window` requests one by one, then asks the GIN index for the
+    # rest (app/search.py); where the window ends must not change what a page holds.
+    monkeypatch.setattr(search, "RECENT_WINDOW", window)
+    bin_id = new_bin["id"]
+    for i in range(10):
+        capture(client, bin_id, data=f"{'needle' if i in (0, 1, 4, 8) else 'hay'} {i}")
+    client.put(f"/h/{bin_id}", data="needle put")
+    assert found(client, bin_id, "needle") == [11, 9, 5, 2, 1]
+    first = search_response(client, bin_id, "needle", limit=2).json
+    assert [r["seq"] for r in first["requests"]] == [11, 9]
+    rest = found(client, bin_id, "needle", limit=5, before=first["next_before"])
+    assert rest == [5, 2, 1]
+    assert found(client, bin_id, "needle", method="PUT") == [11]
+    assert found(client, bin_id, "needle", method="POST", before=9) == [5, 2, 1]
+
+
+def test_search_combines_with_the_list_filters(client, new_bin):
+    bin_id = new_bin["id"]
+    capture(client, bin_id, data="order created")
+    assert client.put(f"/h/{bin_id}", data="order updated").status_code == 200
+    assert found(client, bin_id, "order", method="put") == [2]
+    later = (clock.now() + timedelta(hours=1)).isoformat()
+    assert found(client, bin_id, "order", since=later) == []
+    assert found(client, bin_id, "order", until=later) == [2, 1]
+
+
+def test_search_stays_within_its_bin(client, new_bin):
+    other = client.post("/api/v1/bins").json["id"]
+    capture(client, new_bin["id"], data="shared word")
+    capture(client, other, data="shared word")
+    assert found(client, new_bin["id"], "shared") == [1]
+    # The bin's own id is indexed in a column of its own, not searchable as a word.
+    assert found(client, new_bin["id"], new_bin["id"].encode().hex()) == []
+
+
+def test_search_needs_the_read_key_like_the_list(browser, client, new_bin):
+    capture(client, new_bin["id"], data="secret word")
+    stranger = browser()
+    response = search_response(stranger, new_bin["id"], "secret")
+    assert response.status_code == 404
+    assert response.json["error"] == "bin_not_found"
+    with_key = stranger.get(
+        f"/api/v1/bins/{new_bin['id']}/requests",
+        query_string={"q": "secret"},
+        headers={"Authorization": f"Bearer {new_bin['read_key']}"},
+    )
+    assert [r["seq"] for r in with_key.json["requests"]] == [1]
+
+
+def test_an_empty_query_is_the_plain_list(client, new_bin):
+    capture(client, new_bin["id"], data="a")
+    assert found(client, new_bin["id"], "") == [1]
+    assert found(client, new_bin["id"], "   ") == [1]
+
+
+BINARY = bytes(range(256)) * 4  # NUL bytes: not text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "body_word_found"),
+    [
+        (BINARY + b" needle", "application/octet-stream", False),
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00needle", None, False),  # gzip: has NULs
+        (b"\xff\xfe invalid utf-8 \xc3 needle", "text/plain", True),  # read as far as possible
+        (b"\xed\xa0\x80 lone surrogate bytes needle", "text/plain", True),
+        ("needle ".encode("utf-16-le"), "text/plain; charset=utf-16", False),
+    ],
+)
+def test_bodies_that_are_not_text_are_stored_and_their_headers_searchable(
+    app, client, new_bin, body, content_type, body_word_found
+):
+    headers = {"X-Marker": "findme"}
+    seq = capture(client, new_bin["id"], data=body, content_type=content_type, headers=headers)
+    raw = client.get(f"/api/v1/bins/{new_bin['id']}/requests/{seq}/raw")
+    assert raw.data == body
+    assert found(client, new_bin["id"], "findme") == [seq]
+    assert found(client, new_bin["id"], "needle") == ([seq] if body_word_found else [])
+    assert indexed_ids(app) == stored_ids(app)
+
+
+def test_only_the_first_64_kib_of_a_body_is_indexed(client, new_bin):
+    head = b"early " + b"x" * (search.INDEXED_BODY_BYTES - 20)
+    # A UTF-8 character cut in two at the limit must not stop the rest from being indexed.
+    body = head + "é".encode() * 20 + b" late"
+    seq = capture(client, new_bin["id"], data=body, content_type="text/plain")
+    assert found(client, new_bin["id"], "early") == [seq]
+    assert found(client, new_bin["id"], "late") == []
+
+
+def test_a_large_body_is_captured_and_searchable(client, new_bin):
+    body = (b"lorem ipsum dolor sit amet " * 40_000)[: 1024 * 1024]
+    seq = capture(client, new_bin["id"], data=body, content_type="text/plain")
+    assert found(client, new_bin["id"], '"ipsum dolor"') == [seq]
+
+
+# Queries built to break an FTS5 MATCH expression or a tsquery, or the request itself.
+HOSTILE = [
+    '"',
+    '""',
+    '"""',
+    "*",
+    "**",
+    "a*b*",
+    "NEAR(needle haystack)",
+    "needle OR haystack",
+    "needle AND",
+    "AND",
+    "NOT needle",
+    "-needle",
+    "^needle",
+    "needle:*",
+    "bin : needle",
+    "{bin}: needle",
+    "{target headers body} : needle",
+    "body:needle",
+    "(needle",
+    "needle)",
+    "'needle'",
+    "''",
+    "\\",
+    "needle\\",
+    "needle & haystack | !x <-> y",
+    "needle:*A",
+    "%",
+    "_",
+    "needle\x00haystack",
+    "\x00",
+    "needle\ud800",
+    "\udfff",
+    "\ufffd",
+    "😀 needle",
+    "²",
+    "\u200f\u202e needle",
+    "needle\r\nhaystack\t",
+    "n" * 500,
+    "n" * 501,
+    "x" * 10_000,
+    " ".join(["needle"] * 16),
+    " ".join(["needle"] * 17),
+    "a*",
+    "ab*",
+    "needle" + "'" * 100,
+]
+
+
+@pytest.mark.parametrize("q", HOSTILE)
+def test_hostile_queries_get_an_answer_never_a_server_error(client, new_bin, q):
+    capture(client, new_bin["id"], data="needle haystack")
+    response = client.get(
+        f"/api/v1/bins/{new_bin['id']}/requests",
+        # Sent as UTF-8 with lone surrogates passed through, as a hostile client could.
+        query_string=f"q={quote_any(q)}",
+    )
+    assert response.status_code in (200, 400), response.data[:300]
+    if response.status_code == 400:
+        assert response.json["error"] == "bad_query"
+        assert "q" in response.json["message"] or "prefix" in response.json["message"]
+    else:
+        assert all(r["bin"] == new_bin["id"] for r in response.json["requests"])
+
+
+def quote_any(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+
+@pytest.mark.parametrize(
+    ("q", "why"),
+    [
+        ("x" * 10_000, "10,000 characters"),
+        ("n" * 501, "at most 500"),
+        (" ".join(["w"] * 17), "at most 16"),
+        ("ab*", "at least 3"),
+        ("!!! ???", "no letters or digits"),
+        ("\x00", "no letters or digits"),
+        ("😀", "no letters or digits"),
+    ],
+)
+def test_what_cannot_be_searched_is_explained(client, new_bin, q, why):
+    response = client.get(
+        f"/api/v1/bins/{new_bin['id']}/requests", query_string=f"q={quote_any(q)}"
+    )
+    assert response.status_code == 400
+    assert response.json["error"] == "bad_query"
+    assert why in response.json["message"]
+
+
+def test_odd_queries_search_their_words(client, new_bin):
+    capture(client, new_bin["id"], data="needle haystack")
+    assert found(client, new_bin["id"], "NEAR(needle haystack)") == []  # NEAR is a word here
+    assert found(client, new_bin["id"], "(needle") == [1]
+    assert found(client, new_bin["id"], "needle\x00haystack") == [1]
+    assert found(client, new_bin["id"], '"needle') == [1]  # an unclosed quote runs to the end
+    assert found(client, new_bin["id"], "needle:*") == [1]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(q=st.text(max_size=80))
+def test_any_text_gets_a_200_or_a_400(client, new_bin, q):
+    response = client.get(
+        f"/api/v1/bins/{new_bin['id']}/requests", query_string=f"q={quote_any(q)}"
+    )
+    assert response.status_code in (200, 400), (q, response.data[:300])
+    if response.status_code == 400:
+        assert response.json["error"] == "bad_query"
+
+
+@pytest.mark.parametrize(
+    ("q", "terms"),
+    [
+        ("a b", [(("a",), False), (("b",), False)]),
+        ('"a b" cde*', [(("a", "b"), False), (("cde",), True)]),
+        ('"a bcd"*', [(("a", "bcd"), True)]),
+        ('"a bcd*"', [(("a", "bcd"), True)]),
+        ("user@example.com", [(("user", "example", "com"), False)]),
+        ('x"y z"', [(("x",), False), (("y", "z"), False)]),
+        ("!!! a", [(("a",), False)]),
+    ],
+)
+def test_the_query_language(q, terms):
+    assert [(t.words, t.prefix) for t in search.parse(q)] == terms
+
+
+def test_the_engines_queries_hold_only_words():
+    terms = search.parse('a OR cde* "d efg"* NEAR(f) {bin}:g')
+    assert search.fts5_query("bin-1", terms) == (
+        'bin : "62696e2d31"'
+        ' AND {target headers body} : "a"'
+        ' AND {target headers body} : "OR"'
+        ' AND {target headers body} : "cde" *'
+        ' AND {target headers body} : "d efg" *'
+        ' AND {target headers body} : "NEAR f"'
+        ' AND {target headers body} : "bin g"'
+    )
+    assert search.tsquery(search.parse('a "b cde"*')) == "('a') & ('b' <-> 'cde':*)"
+
+
+# The index follows every way requests leave a bin.
+
+
+def test_deleting_a_request_takes_it_out_of_the_index(app, client, new_bin):
+    bin_id = new_bin["id"]
+    capture(client, bin_id, data="common alpha")
+    capture(client, bin_id, data="common beta")
+    assert client.delete(f"/api/v1/bins/{bin_id}/requests/1").status_code == 204
+    assert found(client, bin_id, "alpha") == []
+    assert found(client, bin_id, "common") == [2]
+    assert indexed_ids(app) == stored_ids(app)
+
+
+def test_a_reused_row_id_does_not_inherit_the_old_words(app, client, new_bin):
+    # SQLite hands the highest deleted rowid out again; stale index entries would match it.
+    bin_id = new_bin["id"]
+    capture(client, bin_id, data="first")
+    capture(client, bin_id, data="second alpha")
+    client.delete(f"/api/v1/bins/{bin_id}/requests/2")
+    capture(client, bin_id, data="third beta")
+    assert found(client, bin_id, "alpha") == []
+    assert found(client, bin_id, "beta") == [3]
+    assert indexed_ids(app) == stored_ids(app)
+
+
+def test_clearing_a_bin_keeps_only_the_pinned_in_the_index(app, client, new_bin):
+    bin_id = new_bin["id"]
+    for i in range(5):
+        capture(client, bin_id, data=f"word{i} common")
+    client.patch(f"/api/v1/bins/{bin_id}/requests/2", json={"pinned": True})
+    assert client.delete(f"/api/v1/bins/{bin_id}/requests").json == {"deleted": 4}
+    assert found(client, bin_id, "common") == [2]
+    assert found(client, bin_id, "word4") == []
+    assert indexed_ids(app) == stored_ids(app)
+    client.delete(f"/api/v1/bins/{bin_id}/requests?include_pinned=true")
+    assert found(client, bin_id, "common") == []
+    assert indexed_ids(app) == set()
+
+
+def test_retention_drops_requests_from_the_index(app, client, new_bin):
+    bin_id = new_bin["id"]
+    client.patch(f"/api/v1/bins/{bin_id}", json={"max_requests": 3})
+    for i in range(1, 7):
+        capture(client, bin_id, data=f"common word{i}")
+    assert found(client, bin_id, "common") == [6, 5, 4]
+    assert found(client, bin_id, "word1") == []
+    assert indexed_ids(app) == stored_ids(app)
+    assert len(indexed_ids(app)) == 3
+
+
+def test_deleting_and_expiring_bins_empties_the_index(app, client, new_bin):
+    kept = client.post("/api/v1/bins").json["id"]
+    capture(client, new_bin["id"], data="gone")
+    capture(client, kept, data="kept")
+    assert client.delete(f"/api/v1/bins/{new_bin['id']}").status_code == 204
+    assert len(indexed_ids(app)) == 1
+    capture(client, kept, data="kept too")
+    with app.app_context():
+        assert bins.prune(clock.now() + timedelta(days=365)) == [kept]
+    assert indexed_ids(app) == set()
+
+
+def test_rows_written_by_plain_sql_are_indexed_and_unindexed(app, client, new_bin):
+    """A writer that knows nothing of search (a bulk load, the next capture path) keeps it."""
+    bin_id = new_bin["id"]
+    with app.app_context():
+        conn = db.session.connection()
+        conn.execute(
+            text(
+                "INSERT INTO requests (id, bin_id, seq, method, path, query_string, body_size,"
+                " received_at, status, rejected, pinned) VALUES (1000, :bin, 1, 'PATCH',"
+                " '/raw/path', 'q=sqlwriter', 5, :now, 200, false, false)"
+            ),
+            {"bin": bin_id, "now": f"{clock.now():%Y-%m-%d %H:%M:%S.%f}"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO payloads (request_id, url, http_version, headers, body)"
+                " VALUES (1000, 'http://x/raw/path', 'HTTP/1.1', :headers, :body)"
+            ),
+            {"headers": json.dumps([["X-Writer", "plain SQL"]]), "body": b"bulk body"},
+        )
+        db.session.commit()
+    assert found(client, bin_id, "sqlwriter") == [1]
+    assert found(client, bin_id, '"plain sql" bulk patch') == [1]
+    with app.app_context():
+        db.session.execute(text("DELETE FROM requests WHERE id = 1000"))
+        db.session.commit()
+    assert found(client, bin_id, "sqlwriter") == []
+    assert indexed_ids(app) == stored_ids(app)
+
+
+def test_upgrading_indexes_what_was_stored_before(app, client, new_bin):
+    capture(client, new_bin["id"], "/before", data="stored before search existed")
+    with app.app_context():
+        downgrade(revision="0002")
+    assert stored_ids(app)
+    with app.app_context():
+        upgrade()
+    assert found(client, new_bin["id"], "existed") == [1]
+    assert indexed_ids(app) == stored_ids(app)
