@@ -8,21 +8,27 @@ Protocol (default namespace):
             ``bin_updated`` bin, ``bin_deleted`` {"bin"}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room.
+
+Under gevent a room of watchers gets one shared WebSocket frame each (app/fanout.py).
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import Any
 
+import socketio as sio
 from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
-from . import access, bins
+from . import access, bins, fanout
 from .extensions import socketio
 from .models import BinDict, SummaryDict
 from .recording import Recorded
 
 CAPTURED = "captured"
+log = logging.getLogger("hookscope.live")
 
 
 def room(bin_id: str) -> str:
@@ -32,17 +38,19 @@ def room(bin_id: str) -> str:
 def init_app(app: Flask) -> None:
     """Bind Socket.IO to the app: in-process, or through Redis when several processes share bins."""
     queue = app.config["REDIS_URL"] or None
+    # Flask-SocketIO would build the Redis manager from message_queue; ours adds the fan-out.
+    manager = fanout.RedisManager(queue, channel="hookscope") if queue else fanout.Manager()
     socketio.init_app(
         app,
         async_mode=_async_mode(),
         cors_allowed_origins=None,
-        message_queue=queue,
-        channel="hookscope",
+        client_manager=manager,
         # Polling needs every request of a session to reach the same process (sticky sessions).
         # With a queue there may be many processes, so only WebSocket, one long connection, is
         # offered. The page always uses WebSocket.
         transports=["websocket"] if queue else ["polling", "websocket"],
     )
+    _fanout_modes[socketio.server] = fanout.install(socketio.server)
 
 
 def _async_mode() -> str:
@@ -55,10 +63,17 @@ def _async_mode() -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
+_fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
+
+
+def _publish(event: str, data: Any, bin_id: str) -> None:
+    socketio.emit(event, data, to=room(bin_id))
+
+
 def publish_capture(recorded: Recorded) -> None:
     """Tell every page watching the bin about a committed capture (and what retention dropped)."""
     bin_id = recorded.summary["bin"]
-    socketio.emit(CAPTURED, recorded.summary, to=room(bin_id))
+    _publish(CAPTURED, recorded.summary, bin_id)
     if recorded.dropped:
         publish_deleted(bin_id, recorded.dropped)
 
@@ -69,23 +84,23 @@ def yield_now() -> None:
 
 
 def publish_deleted(bin_id: str, seqs: list[int]) -> None:
-    socketio.emit("deleted", {"bin": bin_id, "seqs": seqs}, to=room(bin_id))
+    _publish("deleted", {"bin": bin_id, "seqs": seqs}, bin_id)
 
 
 def publish_cleared(bin_id: str) -> None:
-    socketio.emit("cleared", {"bin": bin_id}, to=room(bin_id))
+    _publish("cleared", {"bin": bin_id}, bin_id)
 
 
 def publish_pinned(summary: SummaryDict) -> None:
-    socketio.emit("pinned", summary, to=room(summary["bin"]))
+    _publish("pinned", summary, summary["bin"])
 
 
 def publish_bin(bin_: BinDict) -> None:
-    socketio.emit("bin_updated", bin_, to=room(bin_["id"]))
+    _publish("bin_updated", bin_, bin_["id"])
 
 
 def publish_bin_deleted(bin_id: str) -> None:
-    socketio.emit("bin_deleted", {"bin": bin_id}, to=room(bin_id))
+    _publish("bin_deleted", {"bin": bin_id}, bin_id)
 
 
 @socketio.on("watch")
