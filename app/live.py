@@ -9,7 +9,9 @@ Protocol (default namespace):
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room.
 
-Under gevent a room of watchers gets one shared WebSocket frame each (app/fanout.py).
+Under gevent, events are sent by one publisher greenlet per process, in the order they were
+published: the capture (or API call) that published one is answered without waiting for its
+fan-out, and a room of watchers gets one shared frame each (app/fanout.py).
 """
 
 from __future__ import annotations
@@ -63,11 +65,42 @@ def _async_mode() -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
+class Publisher:
+    """Send live events from one greenlet, in the order they were published."""
+
+    def __init__(self, server: sio.Server) -> None:
+        self.queue = server.eio.create_queue()
+        log.info("live events: one publisher greenlet; fan-out: %s", _fanout_modes.get(server))
+        server.start_background_task(self._run)
+
+    def put(self, event: str, data: Any, to: str) -> None:
+        self.queue.put((event, data, to))
+
+    def _run(self) -> None:
+        while True:
+            event, data, to = self.queue.get()
+            try:
+                socketio.emit(event, data, to=to)
+            except Exception:
+                # The capture is stored and answered; a page that missed this catches up by seq.
+                log.exception("live event %s for %s was not sent", event, to)
+
+
 _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
+_publishers: weakref.WeakKeyDictionary[sio.Server, Publisher] = weakref.WeakKeyDictionary()
 
 
 def _publish(event: str, data: Any, bin_id: str) -> None:
-    socketio.emit(event, data, to=room(bin_id))
+    server = socketio.server
+    if server.async_mode != "gevent":
+        # Threads (tests, the CLI): send now, so the caller's next step sees it sent.
+        socketio.emit(event, data, to=room(bin_id))
+        return
+    publisher = _publishers.get(server)
+    if publisher is None:
+        # Made on first use, in the worker process (gunicorn builds the app in the master too).
+        publisher = _publishers[server] = Publisher(server)
+    publisher.put(event, data, room(bin_id))
 
 
 def publish_capture(recorded: Recorded) -> None:
