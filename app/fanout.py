@@ -35,8 +35,8 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 log = logging.getLogger("hookscope.live")
-# One send() without waiting takes at least this much on any Linux TCP socket with room (tcp_wmem's
-# minimum); larger frames (a summary with a huge path) take engineio's queue.
+# Frames up to this size go straight out. A bigger one (a summary with a very long path) takes
+# engineio's queue, so that a socket taking only part of a frame stays the exception.
 DIRECT_FRAME_MAX = 4096
 
 
@@ -104,9 +104,16 @@ class Lanes:
                 return super().__call__(environ, start_response)
 
             def _serve(self, ws: Any) -> Any:
+                import gevent.socket
+
                 eio_socket = self._eio_socket
                 sock = getattr(self.ws, "sock", None)
-                if eio_socket is not None and sock is not None and hasattr(eio_socket, "queue"):
+                # Only a gevent socket: send_now() relies on its send(..., timeout=0.0).
+                if (
+                    eio_socket is not None
+                    and isinstance(sock, gevent.socket.socket)
+                    and hasattr(eio_socket, "queue")
+                ):
                     lanes[eio_socket.sid] = Lane(eio_socket, sock, self._lock)
                 try:
                     return self._handler(ws)

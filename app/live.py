@@ -84,6 +84,8 @@ class Publisher:
             except Exception:
                 # The capture is stored and answered; a page that missed this catches up by seq.
                 log.exception("live event %s for %s was not sent", event, to)
+            finally:
+                self.queue.task_done()
 
 
 _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
