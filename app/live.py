@@ -9,24 +9,32 @@ Protocol (default namespace):
             to every client: ``storage`` {"ok": bool, "retry_after": seconds}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room.
+
+Under gevent, events are sent by one publisher greenlet per process, in the order they were
+published: the capture (or API call) that published one is answered without waiting for its
+fan-out, and a room of watchers gets one shared frame each (app/fanout.py).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import weakref
 from typing import Any
 
+import socketio as sio
 from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
-from . import access, bins
+from . import access, bins, fanout
 from .extensions import socketio
 from .models import BinDict, SummaryDict
 from .recording import Recorded
 
 CAPTURED = "captured"
 STORAGE = "storage"
+log = logging.getLogger("hookscope.live")
 
 
 def room(bin_id: str) -> str:
@@ -36,17 +44,19 @@ def room(bin_id: str) -> str:
 def init_app(app: Flask) -> None:
     """Bind Socket.IO to the app: in-process, or through Redis when several processes share bins."""
     queue = app.config["REDIS_URL"] or None
+    # Flask-SocketIO would build the Redis manager from message_queue; ours adds the fan-out.
+    manager = fanout.RedisManager(queue, channel="hookscope") if queue else fanout.Manager()
     socketio.init_app(
         app,
         async_mode=_async_mode(),
         cors_allowed_origins=None,
-        message_queue=queue,
-        channel="hookscope",
+        client_manager=manager,
         # Polling needs every request of a session to reach the same process (sticky sessions).
         # With a queue there may be many processes, so only WebSocket, one long connection, is
         # offered. The page always uses WebSocket.
         transports=["websocket"] if queue else ["polling", "websocket"],
     )
+    _fanout_modes[socketio.server] = fanout.install(socketio.server)
 
 
 def _async_mode() -> str:
@@ -59,10 +69,50 @@ def _async_mode() -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
+class Publisher:
+    """Send live events from one greenlet, in the order they were published."""
+
+    def __init__(self, server: sio.Server) -> None:
+        self.queue = server.eio.create_queue()
+        log.info("live events: one publisher greenlet; fan-out: %s", _fanout_modes.get(server))
+        server.start_background_task(self._run)
+
+    def put(self, event: str, data: Any, to: str) -> None:
+        self.queue.put((event, data, to))
+
+    def _run(self) -> None:
+        while True:
+            event, data, to = self.queue.get()
+            try:
+                socketio.emit(event, data, to=to)
+            except Exception:
+                # The capture is stored and answered; a page that missed this catches up by seq.
+                log.exception("live event %s for %s was not sent", event, to)
+            finally:
+                self.queue.task_done()
+
+
+_fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
+_publishers: weakref.WeakKeyDictionary[sio.Server, Publisher] = weakref.WeakKeyDictionary()
+
+
+def _publish(event: str, data: Any, bin_id: str) -> None:
+    server = socketio.server
+    if server.async_mode != "gevent":
+        # Threads (tests, the CLI): send now, so the caller's next step sees it sent.
+        socketio.emit(event, data, to=room(bin_id))
+        return
+    publisher = _publishers.get(server)
+    if publisher is None:
+        # Made on first use, in the worker process (gunicorn builds the app in the master too).
+        publisher = _publishers[server] = Publisher(server)
+    publisher.put(event, data, room(bin_id))
+
+
 def publish_capture(recorded: Recorded) -> None:
     """Tell every page watching the bin about a committed capture (and what retention dropped)."""
     bin_id = recorded.summary["bin"]
-    socketio.emit(CAPTURED, recorded.summary, to=room(bin_id))
+    _publish(CAPTURED, recorded.summary, bin_id)
     if recorded.dropped:
         publish_deleted(bin_id, recorded.dropped)
 
@@ -109,23 +159,23 @@ def publish_storage_status(ok: bool, retry_after: int) -> None:
 
 
 def publish_deleted(bin_id: str, seqs: list[int]) -> None:
-    socketio.emit("deleted", {"bin": bin_id, "seqs": seqs}, to=room(bin_id))
+    _publish("deleted", {"bin": bin_id, "seqs": seqs}, bin_id)
 
 
 def publish_cleared(bin_id: str) -> None:
-    socketio.emit("cleared", {"bin": bin_id}, to=room(bin_id))
+    _publish("cleared", {"bin": bin_id}, bin_id)
 
 
 def publish_pinned(summary: SummaryDict) -> None:
-    socketio.emit("pinned", summary, to=room(summary["bin"]))
+    _publish("pinned", summary, summary["bin"])
 
 
 def publish_bin(bin_: BinDict) -> None:
-    socketio.emit("bin_updated", bin_, to=room(bin_["id"]))
+    _publish("bin_updated", bin_, bin_["id"])
 
 
 def publish_bin_deleted(bin_id: str) -> None:
-    socketio.emit("bin_deleted", {"bin": bin_id}, to=room(bin_id))
+    _publish("bin_deleted", {"bin": bin_id}, bin_id)
 
 
 @socketio.on("watch")

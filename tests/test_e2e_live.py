@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -176,3 +178,52 @@ def test_a_watcher_catches_up_after_the_server_restarts(fresh_server):
     assert sorted(watcher.by_seq) == [1, 2, 3, 4, 5]
     assert {e["seq"] for e in watcher.events} == {1, 2, 3, 4, 5}
     assert len(acks) >= 2 and all(ack["ok"] for ack in acks)
+
+
+def test_a_room_of_watchers_each_gets_every_capture_of_a_burst_once(server):
+    bin_ = server.create_bin()
+    watchers = [Watcher(server).connect() for _ in range(6)]
+    watchers.append(Watcher(server, transports=None).connect())  # polling, then upgraded
+    try:
+        for w in watchers:
+            assert w.watch(bin_["id"])["ok"] is True
+        # Concurrent captures: the fan-out meets connections with frames still queued or in flight.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            seqs = set(pool.map(lambda i: capture(bin_["capture_url"], b"%d" % i), range(80)))
+        assert seqs == set(range(1, 81))
+        for w in watchers:
+            w.wait_for(seqs, timeout=15)
+    finally:
+        for w in watchers:
+            w.close()
+    for w in watchers:
+        assert sorted(e["seq"] for e in w.events) == sorted(seqs)  # each once, none garbled
+
+
+def test_the_worker_sends_a_room_one_shared_frame_per_watcher(server, watcher):
+    bin_ = server.create_bin()
+    assert watcher.watch(bin_["id"])["ok"] is True
+    assert watcher.wait_for({capture(bin_["capture_url"])}) == [1]
+    # Logged when the worker publishes its first event: if a library upgrade changed what
+    # app/fanout.py hooks, it would say "engineio's queues" here instead.
+    assert "fan-out: one shared frame per watcher" in server.log_text()
+
+
+def test_websocket_compression_is_declined(server):
+    # Browsers offer permessage-deflate; every watcher must get the same uncompressed bytes.
+    host = server.url.removeprefix("http://")
+    with socket.create_connection(tuple(host.split(":")), timeout=5) as sock:
+        sock.sendall(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {head!r}"
+            head += chunk
+    status, *headers = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    assert status.startswith("HTTP/1.1 101")
+    assert not [h for h in headers if h.lower().startswith("sec-websocket-extensions")]
