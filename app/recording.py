@@ -47,9 +47,6 @@ MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # SQLite batches with more body bytes than this are written in the writer's native thread.
 INLINE_BATCH_BYTES = 1024 * 1024
-# SQLite bodies at least this big are written through the blob API, straight into the database
-# pages, not as a bound parameter that sqlite3 copies and keeps until the statement is reused.
-STREAM_BLOB_BYTES = 256 * 1024
 
 _LOOKUP = select(BINS.c.ingest_auth, BINS.c.ingest_secret_hash).where(
     BINS.c.id == bindparam("bin_id")
@@ -75,10 +72,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_PAYLOAD = (
     "INSERT INTO payloads (request_id, url, http_version, headers, body) VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_PAYLOAD_ZEROBLOB = (
-    "INSERT INTO payloads (request_id, url, http_version, headers, body)"
-    " VALUES (?, ?, ?, ?, zeroblob(?))"
 )
 _OLDEST = """
 SELECT id, seq FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ? ORDER BY seq LIMIT ?
@@ -276,7 +269,7 @@ class Store:
         self, conn: Any, cur: Any, stored: list[tuple[Pending, int, bool, str | None]]
     ) -> list[SummaryDict]:
         ids = self._new_ids(cur, len(stored))
-        summaries, rows, payloads, streamed = [], [], [], []
+        summaries, rows, payloads = [], [], []
         for (item, seq, rejected, _), request_id in zip(stored, ids, strict=True):
             snap = item.snap
             status = 401 if rejected else 200
@@ -313,22 +306,10 @@ class Store:
                     False,
                 )
             )
-            if self.sqlite and len(snap.body) >= STREAM_BLOB_BYTES:
-                streamed.append((request_id, snap, item.headers_json))
-            else:
-                payloads.append(
-                    (request_id, snap.url, snap.http_version, item.headers_json, snap.body)
-                )
+            payloads.append((request_id, snap.url, snap.http_version, item.headers_json, snap.body))
         cur.executemany(self._sql(_INSERT_REQUEST), rows)
         if payloads:
             cur.executemany(self._sql(_INSERT_PAYLOAD), payloads)
-        for request_id, snap, headers_json in streamed:
-            cur.execute(
-                _INSERT_PAYLOAD_ZEROBLOB,
-                (request_id, snap.url, snap.http_version, headers_json, len(snap.body)),
-            )
-            with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
-                blob.write(snap.body)
         return summaries
 
     def _new_ids(self, cur: Any, n: int) -> list[int]:

@@ -213,6 +213,20 @@ class Handler(PyWSGIHandler):
         self.wsgi_input.abandoned = True
         self.close_connection = True
 
+    def run_application(self) -> None:
+        try:
+            super().run_application()
+        except StopIteration:
+            # Socket.IO's WebSocket transport took the connection over (it finds it under
+            # "gunicorn.socket") and, when it ends, says so the way gunicorn's own workers expect.
+            # There is nothing left to answer on this connection: close it quietly.
+            if not self._connection_upgrade_requested():
+                raise
+            self.close_connection = True
+            self.status = b"101 Switching Protocols"
+            self.response_headers = []
+            self.headers_sent = True
+
     def log_request(self) -> None:
         if not (self.path or "").startswith(CAPTURE_PREFIX):
             super().log_request()

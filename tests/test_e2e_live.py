@@ -227,3 +227,16 @@ def test_websocket_compression_is_declined(server):
     status, *headers = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
     assert status.startswith("HTTP/1.1 101")
     assert not [h for h in headers if h.lower().startswith("sec-websocket-extensions")]
+
+
+def test_closing_a_websocket_logs_no_error(fresh_server):
+    """A page that leaves ends its WebSocket quietly: no traceback, no 500 on a closed socket."""
+    server = fresh_server.start()
+    bin_ = server.create_bin()
+    for _ in range(3):
+        w = Watcher(server).connect()
+        assert w.watch(bin_["id"])["ok"] is True
+        w.close()
+    time.sleep(0.5)
+    log = server.log_text()
+    assert "Traceback" not in log and "StopIteration" not in log, log[-3000:]
