@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,13 +25,21 @@ def generator() -> str:
     return "wrk" if WRK else "asyncio"
 
 
-def run_wrk(url: str, connections: int, seconds: float, threads: int = 2) -> dict:
-    """Run wrk with post.lua; return its counts and latency percentiles (microseconds)."""
+def run_wrk(
+    url: str, connections: int, seconds: float, threads: int = 2, paths: list[str] | None = None
+) -> dict:
+    """Run wrk with post.lua; return its counts and latency percentiles (microseconds).
+
+    ``paths``: send to these paths of ``url``'s server in turn instead of to ``url`` alone.
+    """
     cmd = [
         WRK, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds:g}s",
         "--timeout", "5s", "--latency", "-s", str(LUA), url,
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    env = {**os.environ, "HOOKSCOPE_BENCH_PATHS": ",".join(paths or [])}
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, check=True, env=env
+    )
     line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON "))
     result = json.loads(line.removeprefix("BENCH_JSON "))
     assert result["body_bytes"] == len(BODY), result
@@ -137,9 +146,27 @@ def stored_rows(base: str, bin_id: str, key: str) -> tuple[int, int]:
 
 def ingest(base: str, bin_id: str, key: str, connections: int, seconds: float, page: bool) -> dict:
     """Load one fresh bin and account for every capture: answered 2xx vs stored."""
-    load = run_load(f"{base}/h/{bin_id}", connections, seconds)
-    stored = settled_last_seq(base, bin_id, key)
-    rows, distinct = stored_rows(base, bin_id, key) if page else (None, None)
+    return ingest_bins(base, [(bin_id, key)], connections, seconds, page)
+
+
+def ingest_bins(
+    base: str, bins: list[tuple[str, str]], connections: int, seconds: float, page: bool
+) -> dict:
+    """Load fresh bins (id, read key) in turn and account for every capture, summed over them."""
+    if len(bins) == 1:
+        load = run_load(f"{base}/h/{bins[0][0]}", connections, seconds)
+    else:
+        if not WRK:
+            raise RuntimeError("spreading load over several bins needs wrk")
+        paths = [f"/h/{bin_id}" for bin_id, _ in bins]
+        load = run_wrk(base + paths[0], connections, seconds, paths=paths)
+    stored, rows, distinct = 0, 0 if page else None, 0 if page else None
+    for bin_id, key in bins:
+        stored += settled_last_seq(base, bin_id, key)
+        if page:
+            bin_rows, bin_distinct = stored_rows(base, bin_id, key)
+            rows += bin_rows
+            distinct += bin_distinct
     seconds_run = load["duration_us"] / 1e6
     extra = stored - load["ok_2xx"]
     return {

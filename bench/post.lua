@@ -13,6 +13,19 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"event":"bench.ping","id":12345,"pad":"' .. string.rep("x", 1024 - 42) .. '"}'
 ok, other = 0, 0
 
+-- HOOKSCOPE_BENCH_PATHS (comma separated) spreads the requests over several paths (bins), in turn.
+local paths = {}
+for path in string.gmatch(os.getenv("HOOKSCOPE_BENCH_PATHS") or "", "[^,]+") do
+  table.insert(paths, path)
+end
+if #paths > 0 then
+  local n = 0
+  function request()
+    n = n + 1
+    return wrk.format(nil, paths[n % #paths + 1])
+  end
+end
+
 function response(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1 else other = other + 1 end
 end

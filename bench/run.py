@@ -106,6 +106,12 @@ def parse_args() -> argparse.Namespace:
         default="redis://127.0.0.1:6379/0",
         help="scaleout's Redis; when it does not answer, a private redis-server is started",
     )
+    ap.add_argument(
+        "--scaleout-bins",
+        type=int,
+        default=1,
+        help="scaleout: spread the load over this many bins (1 = one hot bin)",
+    )
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
@@ -412,7 +418,9 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds
                 )
             else:
-                out[name] = scaleout.run(launch, harness, args.runs, args.seconds, args.redis_url)
+                out[name] = scaleout.run(
+                    launch, harness, args.runs, args.seconds, args.redis_url, args.scaleout_bins
+                )
         except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, the others go on
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
             print(f"  {name} FAILED: {type(exc).__name__}: {exc}", flush=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import busy_pct, cpu_seconds, machine_busy, print_rows, problems, worker_pids
-from ingest import ingest
+from ingest import ingest_bins
 
 CONNECTIONS = 32
 CONFIGS = {
@@ -64,8 +64,12 @@ class PrivateRedis:
         self.proc.wait(timeout=10)
 
 
-def run(launch: Callable, harness, runs: int, seconds: float, redis_url: str) -> dict:
-    out: dict = {"connections": CONNECTIONS, "seconds": seconds, "runs": []}
+def run(
+    launch: Callable, harness, runs: int, seconds: float, redis_url: str, bins: int = 1
+) -> dict:
+    """``bins``: 1 is one hot bin (every batch of every process locks the same bin row); more
+    spread the same load over that many bins in turn."""
+    out: dict = {"connections": CONNECTIONS, "seconds": seconds, "bins": bins, "runs": []}
     private = None
     if not redis_answers(redis_url):
         private = PrivateRedis(harness.free_port()).__enter__()
@@ -76,7 +80,7 @@ def run(launch: Callable, harness, runs: int, seconds: float, redis_url: str) ->
         for run_no in range(runs):
             order = names[run_no % len(names) :] + names[: run_no % len(names)]
             for name in order:
-                r = one(launch, harness, name, CONFIGS[name], seconds, redis_url)
+                r = one(launch, harness, name, CONFIGS[name], seconds, redis_url, bins)
                 r["run"] = run_no + 1
                 out["runs"].append(r)
                 print(f"  scaleout run {run_no + 1} {name}: {r.get('captures_per_s')}/s "
@@ -91,7 +95,9 @@ def run(launch: Callable, harness, runs: int, seconds: float, redis_url: str) ->
     return out
 
 
-def one(launch: Callable, harness, name: str, cfg: dict, seconds: float, redis_url: str) -> dict:
+def one(
+    launch: Callable, harness, name: str, cfg: dict, seconds: float, redis_url: str, bins: int
+) -> dict:
     env = {"HOOKSCOPE_WORKERS": str(cfg["workers"])}
     db_url = None
     if cfg["postgres"]:
@@ -104,9 +110,10 @@ def one(launch: Callable, harness, name: str, cfg: dict, seconds: float, redis_u
             try:
                 pids = worker_pids(gun.proc.pid)
                 result["worker_pids"] = len(pids)
-                created = gun.create_bin()
+                made = [gun.create_bin() for _ in range(bins)]
+                targets = [(created["id"], created["read_key"]) for created in made]
                 cpu0, busy0, t0 = sum(map(cpu_seconds, pids)), machine_busy(), time.monotonic()
-                r = ingest(gun.url, created["id"], created["read_key"], CONNECTIONS, seconds, True)
+                r = ingest_bins(gun.url, targets, CONNECTIONS, seconds, True)
                 elapsed = time.monotonic() - t0
                 result.update(
                     {k: v for k, v in r.items() if k != "raw"},
@@ -154,8 +161,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def print_table(out: dict, runs: int) -> None:
     s = out["summary"]
-    print(f"\nscale-out: wrk {CONNECTIONS} connections, {out['seconds']:g} s; medians of {runs} "
-          f"run(s); Redis {out['redis_url']}")  # fmt: skip
+    print(f"\nscale-out: wrk {CONNECTIONS} connections to {out['bins']} bin(s), "
+          f"{out['seconds']:g} s; medians of {runs} run(s); Redis {out['redis_url']}")  # fmt: skip
     head = ["configuration", "captures/s", "runs", "p50 ms", "p99 ms", "workers CPU %",
             "machine busy %", "lost", "non-2xx", "stored==2xx", "log problems"]  # fmt: skip
     table = [
