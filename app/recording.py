@@ -106,14 +106,12 @@ def _index_streamed_sql() -> tuple[int, str]:
     if f"substr(p.body, 1, {fts.BODY_LIMIT})" not in fts.SQLITE_VIEW:  # what ?1 stands for
         raise RuntimeError("migration 0003's view no longer indexes the body's head")
     # Built from the migration's constants only, never from input.
-    return (
-        fts.BODY_LIMIT,
-        f"""
+    sql = f"""
 INSERT INTO request_search(rowid, bin, target, headers, body)
 SELECT s.id, s.bin, s.target, s.headers, {body}
 FROM request_search_source AS s JOIN requests AS r ON r.id = s.id WHERE s.id = ?2
-""",
-    )  # noqa: S608
+"""  # noqa: S608
+    return fts.BODY_LIMIT, sql
 
 
 _OLDEST = """
