@@ -26,8 +26,10 @@ expects, ``install`` says so and everything takes engineio's own path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import socketio
@@ -198,7 +200,50 @@ class RedisManager(socketio.RedisManager, Manager):
 
     The order of bases puts the fan-out after Redis's publish and before the in-process delivery
     that each worker runs for what it hears from Redis.
+
+    Emits made inside ``batch()`` are published as one Redis message, which every worker's
+    listener unpacks into the usual emit messages (python-socketio's ``_publish``/``_listen``
+    seams, the ones its own Redis, Kafka and Kombu managers implement). One PUBLISH a capture was
+    the biggest part of a worker's Python in scale-out mode: ~150 us, 22% of the time the worker
+    held the GIL under load.
     """
+
+    _held: list[dict[str, Any]] | None = None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Publish the emits made inside as one message when the block ends."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if len(held) == 1:
+                super()._publish(held[0])
+            elif held:
+                super()._publish({"method": BATCH, "host_id": self.host_id, "messages": held})
+
+    def _publish(self, data: Any) -> Any:
+        if self._held is not None and isinstance(data, dict) and data.get("method") == "emit":
+            self._held.append(data)
+            return None
+        return super()._publish(data)
+
+    def _listen(self) -> Iterator[Any]:
+        for message in super()._listen():
+            try:
+                data = message if isinstance(message, dict) else self.json.loads(message)
+            except ValueError:
+                yield message  # not ours: python-socketio's listener decides
+                continue
+            if isinstance(data, dict) and data.get("method") == BATCH:
+                yield from data.get("messages", ())
+            else:
+                yield data
+
+
+# The method name of a published batch of emits (python-socketio's own are emit, callback, ...).
+BATCH = "hookscope.emits"
 
 
 def install(server: socketio.Server) -> str:

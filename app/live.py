@@ -17,6 +17,7 @@ fan-out, and a room of watchers gets one shared frame each (app/fanout.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +34,8 @@ from .models import BinDict, SummaryDict
 from .recording import Recorded
 
 CAPTURED = "captured"
+# Events published as one Redis message at most (a burst of captures is a few batches).
+MAX_EVENTS_A_MESSAGE = 256
 STORAGE = "storage"
 log = logging.getLogger("hookscope.live")
 
@@ -74,6 +77,7 @@ class Publisher:
 
     def __init__(self, server: sio.Server) -> None:
         self.queue = server.eio.create_queue()
+        self.empty = server.eio.get_queue_empty_exception()
         log.info("live events: one publisher greenlet; fan-out: %s", _fanout_modes.get(server))
         server.start_background_task(self._run)
 
@@ -81,15 +85,33 @@ class Publisher:
         self.queue.put((event, data, to))
 
     def _run(self) -> None:
+        manager = socketio.server.manager
+        # With Redis, what has queued meanwhile is published as one message (app/fanout.py).
+        batch = getattr(manager, "batch", contextlib.nullcontext)
         while True:
-            event, data, to = self.queue.get()
+            events = [self.queue.get()]
+            while len(events) < MAX_EVENTS_A_MESSAGE:
+                try:
+                    events.append(self.queue.get_nowait())
+                except self.empty:
+                    break
             try:
-                socketio.emit(event, data, to=to)
+                with batch():
+                    for event, data, to in events:
+                        self._send(event, data, to)
             except Exception:
-                # The capture is stored and answered; a page that missed this catches up by seq.
-                log.exception("live event %s for %s was not sent", event, to)
+                log.exception("%d live event(s) were not published", len(events))
             finally:
-                self.queue.task_done()
+                for _ in events:
+                    self.queue.task_done()
+
+    @staticmethod
+    def _send(event: str, data: Any, to: str) -> None:
+        try:
+            socketio.emit(event, data, to=to)
+        except Exception:
+            # The capture is stored and answered; a page that missed this catches up by seq.
+            log.exception("live event %s for %s was not sent", event, to)
 
 
 _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()

@@ -116,3 +116,54 @@ def test_concurrent_captures_into_many_bins_across_processes_all_land(cluster):
             if not (before := page["next_before"]):
                 break
         assert sorted(seqs) == list(range(1, 101))
+
+
+def test_a_burst_published_in_batches_reaches_the_other_host_whole(cluster):
+    """Under a burst, live events queue up and go to Redis several to a message (app/fanout.py);
+    the other host unpacks each batch and its watcher gets every capture once."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+
+    a, b = cluster
+    bin_ = a.create_bin()
+    sio, events = watcher(b, bin_)
+    seen = {"batches": 0, "emits": 0}
+    listener = redis.Redis.from_url(REDIS).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe("hookscope")
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            message = listener.get_message(timeout=0.2)
+            if message is None:
+                continue
+            data = json.loads(message["data"])
+            if data.get("method") == "hookscope.emits":
+                seen["batches"] += 1
+                seen["emits"] += len(data["messages"])
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+
+        def send(i: int) -> int:
+            response = requests.post(f"{a.url}/h/{bin_['id']}/{i}", data=b"burst", timeout=30)
+            assert response.status_code == 200
+            return int(response.headers["X-Hookscope-Seq"])
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            sent = sorted(pool.map(send, range(300)))
+        assert sent == list(range(1, 301))
+        received = [events.get(timeout=15)["seq"] for _ in sent]
+        assert sorted(received) == sent  # each once, none lost in a batch
+        assert events.empty()
+    finally:
+        stop.set()
+        counter.join()
+        listener.close()
+        sio.disconnect()
+    assert seen["batches"] >= 1, seen  # the burst did go out in batches
+    assert seen["emits"] > seen["batches"]
