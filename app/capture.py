@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from . import clock, live, ratelimits, recording, snapshot
+from .extensions import under_gevent
 
 MOUNT = "/h"
 PREFIX = MOUNT + "/"
@@ -62,7 +63,7 @@ class CaptureGate:
         self.limits = ratelimits.CaptureLimits(app)
         self._known: dict[str, float] = {}
         self._recorder: recording.Recorder | None = None
-        self._gevent = recording._gevent_patched()
+        self._gevent = under_gevent()
 
     @property
     def recorder(self) -> recording.Recorder:

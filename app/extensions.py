@@ -16,3 +16,13 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 socketio = SocketIO()
 csrf = CSRFProtect()
+
+
+def under_gevent() -> bool:
+    """Tell whether gevent has patched the standard library (gunicorn's worker does; tests and
+    the CLI run on plain threads)."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return monkey.is_module_patched("socket")

@@ -29,7 +29,7 @@ from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
 from . import access, bins, fanout
-from .extensions import socketio
+from .extensions import socketio, under_gevent
 from .models import BinDict, SummaryDict
 from .recording import Recorded
 
@@ -51,7 +51,9 @@ def init_app(app: Flask) -> None:
     manager = fanout.RedisManager(queue, channel="hookscope") if queue else fanout.Manager()
     socketio.init_app(
         app,
-        async_mode=_async_mode(),
+        # Under gunicorn's gevent worker the standard library is patched; anywhere else (tests,
+        # the CLI) plain threads are the honest choice.
+        async_mode="gevent" if under_gevent() else "threading",
         cors_allowed_origins=None,
         client_manager=manager,
         # Polling needs every request of a session to reach the same process (sticky sessions).
@@ -60,16 +62,6 @@ def init_app(app: Flask) -> None:
         transports=["websocket"] if queue else ["polling", "websocket"],
     )
     _fanout_modes[socketio.server] = fanout.install(socketio.server)
-
-
-def _async_mode() -> str:
-    # Under gunicorn's gevent worker the standard library is patched; anywhere else (tests, the CLI)
-    # plain threads are the honest choice.
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return "threading"
-    return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
 class Publisher:
@@ -137,11 +129,6 @@ def publish_capture(recorded: Recorded) -> None:
     _publish(CAPTURED, recorded.summary, bin_id)
     if recorded.dropped:
         publish_deleted(bin_id, recorded.dropped)
-
-
-def yield_now() -> None:
-    """Give other greenlets (or threads) a turn."""
-    socketio.sleep(0)
 
 
 class _StorageNews:

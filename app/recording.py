@@ -7,9 +7,11 @@ is answered before the commit that holds their capture, and nobody waits for a t
 a batch is one capture, under a burst it is every capture that arrived during the previous commit.
 
 The writer speaks plain DB-API SQL (sqlite3 or psycopg), not the ORM: profiling the per-capture
-ORM and Core paths showed SQLAlchemy's own work as the largest cost. On SQLite the writer runs in a
-native thread of its own, so waiting for the database lock or the disk never stalls the event loop
-that serves every other connection; on PostgreSQL psycopg waits cooperatively under gevent.
+ORM and Core paths showed SQLAlchemy's own work as the largest cost. On SQLite a batch is written
+on the event loop when the database's write lock is free (without waiting for it), and in a native
+thread of its own when the lock is taken or the batch is big, so waiting for the lock or the disk
+never stalls the event loop that serves every other connection; on PostgreSQL psycopg waits
+cooperatively under gevent.
 
 One batch, per bin: take the next sequence numbers, insert the requests and their payloads, drop
 the oldest unpinned requests beyond the bin's limit (never the newest one), renew the expiry.
@@ -33,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from . import keys
-from .extensions import db
+from .extensions import db, under_gevent
 from .models import Bin, SummaryDict, isoformat
 from .snapshot import Snapshot
 
@@ -436,7 +438,7 @@ class Recorder:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: list[Pending] = []
-        self._gevent = _gevent_patched()
+        self._gevent = under_gevent()
         if self._gevent:
             import gevent
             from gevent.event import Event
@@ -518,11 +520,3 @@ class Recorder:
                 self._thread.apply(self._store.write, (conn, batch))
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
-
-
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return monkey.is_module_patched("socket")
