@@ -15,6 +15,11 @@ cooperatively under gevent.
 
 One batch, per bin: take the next sequence numbers, insert the requests and their payloads, drop
 the oldest unpinned requests beyond the bin's limit (never the newest one), renew the expiry.
+
+On SQLite the payload's insert trigger only queues the request for search (migration 0004);
+``index_pending`` indexes the queue a moment later, one statement for a whole burst, in the
+writer's native thread. Indexing inside each capture's transaction cost more than a third of
+the capture's time on the event loop.
 """
 
 from __future__ import annotations
@@ -51,9 +56,12 @@ MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # SQLite batches with more body bytes than this are written in the writer's native thread.
 INLINE_BATCH_BYTES = 1024 * 1024
+# SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
+# burst's captures are indexed by one statement.
+INDEX_AFTER_SECONDS = 0.05
 # SQLite bodies at least this big are written through the blob API, straight into the database's
 # pages: bound as a parameter, sqlite3 copies the body, SQLite builds the row in memory from that
-# copy and the search trigger reads it back again (a 25 MiB body peaked at 4.2x its size).
+# copy and indexing it for search reads it back again (a 25 MiB body peaked at 4.2x its size).
 STREAM_BLOB_BYTES = 256 * 1024
 
 _LOOKUP = select(BINS.c.ingest_auth, BINS.c.ingest_secret_hash).where(
@@ -89,14 +97,13 @@ _INSERT_PAYLOAD_ZEROBLOB = (
 
 @functools.cache
 def _index_streamed_sql() -> tuple[int, str]:
-    """SQL that indexes a request whose body was written through the blob API.
+    """SQL that indexes a request whose body was written through the blob API, at once.
 
-    Such a payload goes in before its request row (foreign keys checked at the commit instead),
-    so the full-text index's insert trigger (migration 0003) finds no request and indexes
-    nothing: it would have read and indexed the zeroblob. This indexes it afterwards with the
-    text the migration's view computes, from its own SQL, but over the body's indexed head bound
-    as a parameter (?1): the view reads the whole body, twice (25 MiB bodies peaked at 2x more).
-    FTS5's integrity check in tests/test_search.py fails if the two ever disagree.
+    Left to the search queue (migration 0004), the indexer would read the request through
+    migration 0003's view, which reads the whole body, twice (25 MiB bodies peaked at 2x more).
+    This computes the same text with the view's own SQL, but over the body's indexed head bound
+    as a parameter (?1); the caller then takes the request off the queue. tests/test_search.py
+    compares what the index holds with what the view says.
     """
     fts = importlib.import_module("app.migrations.versions.0003_full_text_search")
     head = "?1"
@@ -114,6 +121,36 @@ SELECT s.id, s.bin, s.target, s.headers, {body}
 FROM request_search_source AS s JOIN requests AS r ON r.id = s.id WHERE s.id = ?2
 """  # noqa: S608
     return fts.BODY_LIMIT, sql
+
+
+_DEQUEUE = "DELETE FROM search_pending WHERE request_id = ?"
+# SQLite: the most queued requests one statement indexes, so the write lock is held briefly.
+INDEX_BATCH = 2000
+_QUEUE_BOUND = (
+    "SELECT max(request_id), count(*) FROM"
+    " (SELECT request_id FROM search_pending ORDER BY request_id LIMIT ?)"
+)
+# Each queued request is looked up by id (written as a join, SQLite carried the bound over to
+# payloads and read every payload below it).
+_INDEX_QUEUED = (
+    "INSERT INTO request_search(rowid, bin, target, headers, body)"
+    " SELECT id, bin, target, headers, body FROM request_search_source"
+    " WHERE id IN (SELECT request_id FROM search_pending WHERE request_id <= ?)"
+)
+_DEQUEUE_THROUGH = "DELETE FROM search_pending WHERE request_id <= ?"
+
+
+def index_pending(cur, limit: int = INDEX_BATCH) -> int:
+    """Index up to ``limit`` queued requests, lowest ids first; return how many were queued.
+
+    SQLite only. ``cur`` is a DB-API cursor inside a write transaction, which the caller commits.
+    """
+    cur.execute(_QUEUE_BOUND, (limit,))
+    through, taken = cur.fetchone()
+    if taken:
+        cur.execute(_INDEX_QUEUED, (through,))
+        cur.execute(_DEQUEUE_THROUGH, (through,))
+    return taken
 
 
 _OLDEST = """
@@ -258,6 +295,26 @@ class Store:
             raise
         return True
 
+    def index(self, conn: Any) -> int:
+        """Index a batch of the requests queued for search (SQLite); return how many were queued.
+
+        Waits for the write lock, so it runs in the writer's native thread, where SQLite's
+        work (one statement for the whole batch, the GIL released) goes on beside the event loop.
+        """
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            taken = index_pending(cur)
+            conn.commit()
+        except sqlite3.Error as err:
+            try:
+                conn.rollback()
+            except sqlite3.Error:  # noqa: S110 - the connection is discarded below anyway
+                pass
+            conn.invalidate()
+            raise StorageUnavailable(str(err)) from err
+        return taken
+
     def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
         by_bin: dict[str, list[Pending]] = {}
         for item in batch:
@@ -354,19 +411,17 @@ class Store:
                 streamed.append(payload)
             else:
                 payloads.append(payload)
-        if streamed:
-            cur.execute("PRAGMA defer_foreign_keys = ON")  # until this transaction ends
+        self._insert_rows(cur, _INSERT_REQUEST, rows)
+        self._insert_rows(cur, _INSERT_PAYLOAD, payloads)
+        limit, index = _index_streamed_sql()
         for request_id, url, http_version, headers_json, body in streamed:
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
             )
             with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
                 blob.write(body)
-        self._insert_rows(cur, _INSERT_REQUEST, rows)
-        self._insert_rows(cur, _INSERT_PAYLOAD, payloads)
-        limit, index = _index_streamed_sql()
-        for request_id, *_, body in streamed:
             cur.execute(index, (bytes(memoryview(body)[:limit]), request_id))
+            cur.execute(_DEQUEUE, (request_id,))
         return summaries
 
     def _insert_rows(self, cur: Any, statement: str, rows: list[tuple]) -> None:
@@ -453,6 +508,9 @@ class Recorder:
             # busy event loop (measured: 2,500/s through the thread, 3,400/s here).
             self._thread = ThreadPool(1) if store.sqlite else None
             self._writer = gevent.spawn(self._run)
+            # SQLite: new requests are queued for search (migration 0004) and indexed here.
+            self._stored = Event()
+            self._indexer = gevent.spawn(self._index_run) if store.sqlite else None
         else:
             self._event = threading.Event
             self._lock = threading.Lock()
@@ -496,8 +554,37 @@ class Recorder:
                         item.error = err
                 for item in batch:
                     item.done.set()
+                if self._indexer is not None:
+                    self._stored.set()
                 # Hold no capture (a body can be 25 MB) while waiting for the next batch.
                 del batch, item
+
+    def _index_run(self) -> None:
+        """Index what bursts of captures queued for search, a moment after each burst began.
+
+        In the native thread: one statement indexes the whole batch there, the GIL released,
+        while the event loop goes on taking captures (a batch that finds the write lock taken
+        queues for the thread behind it). A search indexes whatever is still queued itself.
+        """
+        import gevent
+
+        while True:
+            self._stored.wait()
+            gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
+            self._stored.clear()
+            try:
+                while True:
+                    conn = self._store.checkout()
+                    try:
+                        taken = self._thread.apply(self._store.index, (conn,))
+                    finally:
+                        conn.close()
+                    if taken < INDEX_BATCH:
+                        break
+            except StorageUnavailable as err:  # the next stored batch, or a search, tries again
+                log.warning("indexing queued requests for search failed: %s", err)
+            except Exception:  # a bug: keep the indexer alive; searches still index for themselves
+                log.exception("indexing queued requests for search failed")
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0

@@ -1,8 +1,11 @@
 """Full-text search within a bin: the query language, and reading the database's own index.
 
 The index is made and kept by the database (migration 0003: FTS5 on SQLite, tsvector + GIN on
-PostgreSQL, both fed by triggers), so every writer keeps it right. This module turns what a user
-typed into a query for it and reads one page of matches, newest first, in the list's keyset shape.
+PostgreSQL, both fed by triggers), so every writer keeps it right. On SQLite new requests are
+queued by the trigger and indexed in batches (migration 0004, ``recording.index_pending``): the
+capture writer does it after bursts, and every search first indexes what is still queued, so no
+stored request is missed. This module turns what a user typed into a query for the index and
+reads one page of matches, newest first, in the list's keyset shape.
 
 The query language, all of it: words are ANDed; "a quoted phrase" matches its words in order; a
 trailing * makes the last word a prefix (``stri*``, ``"checkout fin"*``). Case does not matter. A
@@ -20,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text
 
+from . import recording, storage
 from .bins import Invalid, Page
 from .extensions import db
 from .models import CapturedRequest, UTCDateTime
@@ -132,11 +136,29 @@ def page(
     until: datetime | None = None,
 ) -> Page:
     """List the bin's requests that match, newest first, keyset-paginated like ``bins.page``."""
-    read = _sqlite_rows if db.engine.dialect.name == "sqlite" else _postgres_rows
+    if db.engine.dialect.name == "sqlite":
+        catch_up()
+        read = _sqlite_rows
+    else:
+        read = _postgres_rows
     rows = read(bin_id, terms, limit + 1, before, method and method.upper(), since, until)
     more = len(rows) > limit
     rows = rows[:limit]
     return Page([r.to_summary() for r in rows], rows[-1].seq if more else None)
+
+
+def catch_up() -> None:
+    """Index every queued request (SQLite), so the session's next read sees them searchable.
+
+    Ends the session's current transaction: a read transaction keeps the snapshot it began with.
+    """
+    if not db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_pending)")):
+        return
+    storage.begin_write()
+    cur = db.session.connection().connection.cursor()
+    while recording.index_pending(cur) == recording.INDEX_BATCH:
+        pass
+    db.session.commit()
 
 
 COLUMNS = ", ".join(f"requests.{c.name}" for c in REQUESTS.c)

@@ -4,10 +4,15 @@ database's own index follows every way requests are stored and deleted."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 from flask_migrate import downgrade, upgrade
+from harness import SUITE_DATABASE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -33,9 +38,11 @@ def found(client, bin_id: str, q: str, **params) -> list[int]:
 
 
 def indexed_ids(app) -> set[int]:
-    """Request ids the search index holds entries for, read from the index itself."""
+    """Request ids the search index holds entries for, read from the index itself, once the
+    requests queued for indexing (SQLite) are indexed as a search would."""
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
+            search.catch_up()
             db.session.execute(
                 text(
                     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_terms"
@@ -272,6 +279,7 @@ def test_a_body_written_through_the_blob_api_is_indexed_and_deleted_cleanly(
     start, content_type, word = BLOB_BODIES[kind]
     body = (start + b"z" * size)[:size]
     seq = capture(client, bin_id, data=body, content_type=content_type)
+    assert queued_ids(app) == set()  # indexed in its own transaction, not through the view
     other = capture(client, bin_id, data=b"stripe small", content_type="text/plain")
     assert client.get(f"/api/v1/bins/{bin_id}/requests/{seq}/raw").data == body
     assert found(client, bin_id, "payload") == ([seq] if word else [])
@@ -474,21 +482,51 @@ def test_the_engines_queries_hold_only_words():
 # The index follows every way requests leave a bin.
 
 
-def test_deleting_a_request_takes_it_out_of_the_index(app, client, new_bin):
+def index_queued(app, indexed_first: bool) -> None:
+    """With ``indexed_first``, index the requests queued for search now (SQLite), as the server's
+    indexer would a moment after they were stored; otherwise they stay queued until a search."""
+    if indexed_first:
+        with app.app_context():
+            if db.engine.dialect.name == "sqlite":
+                search.catch_up()
+            db.session.rollback()
+
+
+def queued_ids(app) -> set[int]:
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            return set()
+        ids = set(db.session.scalars(text("SELECT request_id FROM search_pending")).all())
+        db.session.rollback()
+    return ids
+
+
+QUEUED_OR_INDEXED = pytest.mark.parametrize(
+    "indexed_first", [False, True], ids=["still queued", "indexed"]
+)
+
+
+@QUEUED_OR_INDEXED
+def test_deleting_a_request_takes_it_out_of_the_index(app, client, new_bin, indexed_first):
     bin_id = new_bin["id"]
     capture(client, bin_id, data="common alpha")
     capture(client, bin_id, data="common beta")
+    index_queued(app, indexed_first)
+    queued = SUITE_DATABASE == "sqlite" and not indexed_first
+    assert queued_ids(app) == (stored_ids(app) if queued else set())
     assert client.delete(f"/api/v1/bins/{bin_id}/requests/1").status_code == 204
     assert found(client, bin_id, "alpha") == []
     assert found(client, bin_id, "common") == [2]
     assert indexed_ids(app) == stored_ids(app)
 
 
-def test_a_reused_row_id_does_not_inherit_the_old_words(app, client, new_bin):
+@QUEUED_OR_INDEXED
+def test_a_reused_row_id_does_not_inherit_the_old_words(app, client, new_bin, indexed_first):
     # SQLite hands the highest deleted rowid out again; stale index entries would match it.
     bin_id = new_bin["id"]
     capture(client, bin_id, data="first")
     capture(client, bin_id, data="second alpha")
+    index_queued(app, indexed_first)
     client.delete(f"/api/v1/bins/{bin_id}/requests/2")
     capture(client, bin_id, data="third beta")
     assert found(client, bin_id, "alpha") == []
@@ -496,10 +534,12 @@ def test_a_reused_row_id_does_not_inherit_the_old_words(app, client, new_bin):
     assert indexed_ids(app) == stored_ids(app)
 
 
-def test_clearing_a_bin_keeps_only_the_pinned_in_the_index(app, client, new_bin):
+@QUEUED_OR_INDEXED
+def test_clearing_a_bin_keeps_only_the_pinned_in_the_index(app, client, new_bin, indexed_first):
     bin_id = new_bin["id"]
     for i in range(5):
         capture(client, bin_id, data=f"word{i} common")
+    index_queued(app, indexed_first)
     client.patch(f"/api/v1/bins/{bin_id}/requests/2", json={"pinned": True})
     assert client.delete(f"/api/v1/bins/{bin_id}/requests").json == {"deleted": 4}
     assert found(client, bin_id, "common") == [2]
@@ -521,10 +561,12 @@ def test_retention_drops_requests_from_the_index(app, client, new_bin):
     assert len(indexed_ids(app)) == 3
 
 
-def test_deleting_and_expiring_bins_empties_the_index(app, client, new_bin):
+@QUEUED_OR_INDEXED
+def test_deleting_and_expiring_bins_empties_the_index(app, client, new_bin, indexed_first):
     kept = client.post("/api/v1/bins").json["id"]
     capture(client, new_bin["id"], data="gone")
     capture(client, kept, data="kept")
+    index_queued(app, indexed_first)
     assert client.delete(f"/api/v1/bins/{new_bin['id']}").status_code == 204
     assert len(indexed_ids(app)) == 1
     capture(client, kept, data="kept too")
@@ -563,6 +605,32 @@ def test_rows_written_by_plain_sql_are_indexed_and_unindexed(app, client, new_bi
     assert indexed_ids(app) == stored_ids(app)
 
 
+@QUEUED_OR_INDEXED
+def test_changing_stored_rows_with_sql_reindexes_them(app, client, new_bin, indexed_first):
+    """Captured data is never changed by the app; if a script does, search follows."""
+    bin_id = new_bin["id"]
+    capture(client, bin_id, data="before words")
+    capture(client, bin_id, data="other request")
+    index_queued(app, indexed_first)
+    with app.app_context():
+        (request_id,) = db.session.execute(
+            text("SELECT id FROM requests WHERE bin_id = :b AND seq = 1"), {"b": bin_id}
+        ).one()
+        db.session.execute(
+            text("UPDATE payloads SET body = :body WHERE request_id = :i"),
+            {"body": b"after words", "i": request_id},
+        )
+        db.session.execute(
+            text("UPDATE requests SET path = '/moved' WHERE id = :i"), {"i": request_id}
+        )
+        db.session.commit()
+    assert found(client, bin_id, "before") == []
+    assert found(client, bin_id, "after moved") == [1]
+    assert found(client, bin_id, "other") == [2]
+    assert_indexed_as_the_view_says(app, bin_id, 1)
+    assert indexed_ids(app) == stored_ids(app)
+
+
 def test_upgrading_indexes_what_was_stored_before(app, client, new_bin):
     capture(client, new_bin["id"], "/before", data="stored before search existed")
     with app.app_context():
@@ -572,3 +640,48 @@ def test_upgrading_indexes_what_was_stored_before(app, client, new_bin):
         upgrade()
     assert found(client, new_bin["id"], "existed") == [1]
     assert indexed_ids(app) == stored_ids(app)
+
+
+def test_the_server_indexes_a_burst_without_waiting_for_a_search(server):
+    """Under gunicorn the capture writer indexes what it queued for search a moment later
+    (SQLite; PostgreSQL indexes each row as it is inserted)."""
+    if SUITE_DATABASE != "sqlite":
+        pytest.skip("only SQLite queues requests for indexing")
+    bin_id = server.create_bin()["id"]
+
+    def send(i: int) -> int:
+        response = requests.post(f"{server.url}/h/{bin_id}", data=f"burst word{i}", timeout=10)
+        return response.status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(send, range(200))) == {200}
+    conn = sqlite3.connect(f"file:{server.workdir / 'hookscope.db'}?mode=ro", uri=True)
+    try:
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT count(*) FROM search_pending").fetchone()[0]:
+            assert time.monotonic() < deadline, "the queued requests were never indexed"
+            time.sleep(0.05)
+        conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, request_search, instance)")
+        ids = [r[0] for r in conn.execute("SELECT id FROM requests WHERE bin_id = ?", (bin_id,))]
+        assert len(ids) == 200
+        marks = ",".join("?" * len(ids))
+        indexed = conn.execute(
+            f"SELECT count(DISTINCT doc) FROM temp.v WHERE doc IN ({marks})",  # noqa: S608
+            ids,
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert indexed == 200
+    response = requests.get(
+        f"{server.url}/api/v1/bins/{bin_id}/requests",
+        params={"q": "word7"},
+        auth=server.auth,
+        timeout=10,
+    )
+    (match,) = response.json()["requests"]
+    raw = requests.get(
+        f"{server.url}/api/v1/bins/{bin_id}/requests/{match['seq']}/raw",
+        auth=server.auth,
+        timeout=10,
+    )
+    assert raw.content == b"burst word7"
