@@ -11,7 +11,10 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 * a body stream the app can ``abandon()``: the connection is closed after the response instead of
   reading (draining) whatever the sender still has, for bodies refused as too large or too slow;
 * the socket where simple-websocket looks for it, for Socket.IO's WebSocket transport;
-* no access-log line for captures, which log one structured line of their own.
+* no access-log line for captures, which log one structured line of their own;
+* a short response (every capture's answer) sent with one ``send``: pywsgi sends the head and the
+  body separately, through a ``sendall`` that also asks the kernel for the socket's buffer size
+  each time (three system calls where one does; 12% of the worker's time under ingest load).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ CAPTURE_PREFIX = "/h/"
 # A connection must deliver a request's line and headers within this many seconds of starting to
 # wait for them (idle keep-alive time included), or it is closed: slow-header senders hold nothing.
 HEAD_TIMEOUT = 15
+# Responses with a body up to this size go out with their head in one send.
+SMALL_RESPONSE = 16 * 1024
 
 
 _HEAD_WITH_BODY = "HEAD\x00"
@@ -226,6 +231,38 @@ class Handler(PyWSGIHandler):
             self.status = b"101 Switching Protocols"
             self.response_headers = []
             self.headers_sent = True
+
+    def _write_with_headers(self, data: bytes) -> None:
+        if self.response_use_chunked or len(data) > SMALL_RESPONSE:
+            super()._write_with_headers(data)
+            return
+        # pywsgi's own method, but the head and the body in one buffer.
+        self.headers_sent = True
+        self.finalize_headers()
+        towrite = bytearray(b"HTTP/1.1 ")
+        towrite += self.status
+        towrite += b"\r\n"
+        for header, value in self.response_headers:
+            towrite += header
+            towrite += b": "
+            towrite += value
+            towrite += b"\r\n"
+        towrite += b"\r\n"
+        towrite += data
+        self._sendall(towrite)
+
+    def _sendall(self, data: bytes) -> None:
+        # One send() takes a short response whole; sendall() only for what it leaves over.
+        try:
+            sent = self.socket.send(data)
+            if sent < len(data):
+                self.socket.sendall(memoryview(data)[sent:])
+        except OSError as ex:
+            self.status = f"socket error: {ex}"
+            if self.code > 0:
+                self.code = -self.code
+            raise
+        self.response_length += len(data)
 
     def log_request(self) -> None:
         if not (self.path or "").startswith(CAPTURE_PREFIX):
