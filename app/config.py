@@ -150,6 +150,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
         # A capture's whole body must arrive within this time, or it is refused with 408.
         "HOOKSCOPE_BODY_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_BODY_TIMEOUT_SECONDS", 60, 1),
+        # A request's line and headers must arrive within this time of the connection starting
+        # to wait for them (keep-alive idle time included), or the connection is closed.
+        "HOOKSCOPE_HEAD_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_HEAD_TIMEOUT_SECONDS", 15, 1),
         "HOOKSCOPE_PROXY_COUNT": _int(env, "HOOKSCOPE_PROXY_COUNT", 0),
         "HOOKSCOPE_PUBLIC_URL": _public_url(env),
         "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS": _int(

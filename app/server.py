@@ -38,6 +38,7 @@ pywsgi.MAX_REQUEST_LINE = 64 * 1024
 CAPTURE_PREFIX = "/h/"
 # A connection must deliver a request's line and headers within this many seconds of starting to
 # wait for them (idle keep-alive time included), or it is closed: slow-header senders hold nothing.
+# The worker sets it from HOOKSCOPE_HEAD_TIMEOUT_SECONDS.
 HEAD_TIMEOUT = 15
 # Responses with a body up to this size go out with their head in one send.
 SMALL_RESPONSE = 16 * 1024
@@ -149,6 +150,7 @@ class Handler(PyWSGIHandler):
     """One connection: pywsgi's handler with the additions in the module docstring."""
 
     _head_timer: gevent.Timeout | None = None
+    head_timeout: float = HEAD_TIMEOUT
 
     def MessageClass(self, rfile: Any, *_: Any) -> Headers:  # noqa: N802 - pywsgi's name
         headers = read_headers(rfile)
@@ -165,20 +167,24 @@ class Handler(PyWSGIHandler):
         return super().read_request(raw_requestline)
 
     def read_requestline(self) -> str:
-        self._stop_head_timer()
-        self._head_timer = gevent.Timeout.start_new(HEAD_TIMEOUT, HeadTimeout("request head"))
+        # One timer per connection, started for each request's head: cheaper than a new one each.
+        if self._head_timer is None:
+            self._head_timer = gevent.Timeout(self.head_timeout, HeadTimeout("request head"))
+        self._head_timer.cancel()
+        self._head_timer.start()
         return super().read_requestline()
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
-            self._head_timer.close()
-            self._head_timer = None
+            self._head_timer.cancel()
 
     def handle(self) -> None:
         try:
             super().handle()
         finally:
-            self._stop_head_timer()
+            if self._head_timer is not None:
+                self._head_timer.close()
+                self._head_timer = None
 
     def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
         self._stop_head_timer()
@@ -273,3 +279,8 @@ class Worker(GeventPyWSGIWorker):
     """gunicorn's pywsgi worker with the ``Handler`` above."""
 
     wsgi_handler = Handler
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        config = getattr(self.wsgi, "config", {})
+        Handler.head_timeout = config.get("HOOKSCOPE_HEAD_TIMEOUT_SECONDS", HEAD_TIMEOUT)

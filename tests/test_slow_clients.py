@@ -162,3 +162,42 @@ def test_trickling_senders_do_not_slow_ordinary_captures(own_server):
     assert slow_bin["last_seq"] == 0
     _, response = capture(normal, b"after")
     assert response.status_code == 200
+
+
+HEAD_TIMEOUT = 2
+
+
+@pytest.mark.parametrize("idle_first", [False, True], ids=["slow head", "idle keep-alive"])
+def test_a_head_that_does_not_arrive_in_time_closes_the_connection(tmp_path, idle_first):
+    """A sender that trickles its request line and headers (slowloris), or holds a keep-alive
+    connection idle, is cut off after HOOKSCOPE_HEAD_TIMEOUT_SECONDS; others are served."""
+    env = {"HOOKSCOPE_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT)}
+    with Gunicorn(tmp_path, env=env) as server:
+        bin_ = server.create_bin()
+        host = f"127.0.0.1:{server.port}"
+        head = f"POST /h/{bin_['id']} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\nok"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            started = time.monotonic()
+            if idle_first:  # one whole request answered, then nothing
+                sock.sendall(head.encode())
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+                started = time.monotonic()
+            closed_at = None
+            for byte in head[:-4].encode():  # a byte every 0.25 s, never the end of the head
+                if idle_first:
+                    byte = None
+                try:
+                    if byte is not None:
+                        sock.sendall(bytes([byte]))
+                    readable, _, _ = select.select([sock], [], [], 0.25)
+                    if readable and sock.recv(65536) == b"":
+                        closed_at = time.monotonic() - started
+                        break
+                except (BrokenPipeError, ConnectionResetError):
+                    closed_at = time.monotonic() - started
+                    break
+                assert capture(bin_, b"meanwhile")[1].status_code == 200
+                if time.monotonic() - started > 4 * HEAD_TIMEOUT:
+                    break
+        assert closed_at is not None, "the connection was never closed"
+        assert HEAD_TIMEOUT - 0.5 <= closed_at <= HEAD_TIMEOUT + 1.5
