@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import keys
 from .extensions import db, under_gevent
-from .models import Bin, SummaryDict, isoformat
+from .models import Bin, SummaryDict
 from .snapshot import Snapshot
 
 log = logging.getLogger("hookscope.recording")
@@ -372,6 +372,9 @@ class Store:
         summaries, rows, payloads, streamed = [], [], [], []
         for (item, seq, rejected, _), request_id in zip(stored, ids, strict=True):
             snap = item.snap
+            # Formatted once for the summary and the row (models.isoformat, without its "Z").
+            naive = snap.received_at.astimezone(UTC).replace(tzinfo=None)
+            received_at = naive.isoformat(timespec="microseconds")
             status = 401 if rejected else 200
             summaries.append(
                 {
@@ -383,7 +386,7 @@ class Store:
                     "content_type": snap.content_type,
                     "body_size": len(snap.body),
                     "remote_addr": snap.remote_addr,
-                    "received_at": isoformat(snap.received_at),
+                    "received_at": f"{received_at}Z",
                     "status": status,
                     "rejected": rejected,
                     "pinned": False,
@@ -400,7 +403,8 @@ class Store:
                     snap.content_type,
                     len(snap.body),
                     snap.remote_addr,
-                    self._moment(snap.received_at),
+                    # The form SQLAlchemy's DateTime column stores on SQLite (see _moment).
+                    received_at.replace("T", " ") if self.sqlite else naive,
                     status,
                     rejected,
                     False,
@@ -511,6 +515,8 @@ class Recorder:
             # SQLite: new requests are queued for search (migration 0004) and indexed here.
             self._stored = Event()
             self._indexer = gevent.spawn(self._index_run) if store.sqlite else None
+            self._index_idle = Event()
+            self._index_idle.set()
         else:
             self._event = threading.Event
             self._lock = threading.Lock()
@@ -575,9 +581,11 @@ class Recorder:
             try:
                 while True:
                     conn = self._store.checkout()
+                    self._index_idle.clear()
                     try:
                         taken = self._thread.apply(self._store.index, (conn,))
                     finally:
+                        self._index_idle.set()
                         conn.close()
                     if taken < INDEX_BATCH:
                         break
@@ -601,9 +609,14 @@ class Recorder:
         try:
             if self._thread is None:
                 self._store.write(conn, batch)
-            elif sum(len(item.snap.body) for item in batch) > INLINE_BATCH_BYTES or not (
-                self._store.write(conn, batch, wait=False)
-            ):
-                self._thread.apply(self._store.write, (conn, batch))
+                return
+            if sum(len(item.snap.body) for item in batch) <= INLINE_BATCH_BYTES:
+                # While the indexer holds the write lock in the thread, wait for it here rather
+                # than hand the batch to the thread behind it, where its every statement would
+                # queue for the GIL behind the busy event loop.
+                self._index_idle.wait()
+                if self._store.write(conn, batch, wait=False):
+                    return
+            self._thread.apply(self._store.write, (conn, batch))
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
