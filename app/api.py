@@ -194,7 +194,7 @@ def open_session(bin_id: str) -> tuple[str, int]:
 def list_requests(bin_id: str) -> Response:
     """List captured requests newest first; pass ``next_before`` back as ``before``.
 
-    With ``q``, only the requests that match the search (see app/search.py), in the same shape.
+    With ``q``, only the requests that match the search (see app/search/), in the same shape.
     """
     bin_ = readable_or_404(bin_id)
     query = request.args.get("q", "")

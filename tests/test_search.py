@@ -160,7 +160,7 @@ def test_search_pages_newest_first_with_the_list_cursor(client, new_bin):
 def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, window):
     # PostgreSQL tests the newest `window` requests one by one, then asks the GIN index for the
     # rest (app/search.py); where the window ends must not change what a page holds.
-    monkeypatch.setattr(search, "RECENT_WINDOW", window)
+    monkeypatch.setattr(search.postgres, "RECENT_WINDOW", window)
     bin_id = new_bin["id"]
     for i in range(10):
         capture(client, bin_id, data=f"{'needle' if i in (0, 1, 4, 8) else 'hay'} {i}")
