@@ -129,14 +129,23 @@ def page(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page:
-    """List the bin's requests that match, newest first, keyset-paginated like ``bins.page``."""
+    """List the bin's requests that match, newest first, keyset-paginated like ``bins.page``.
+
+    On PostgreSQL a page may hold fewer than ``limit`` matches (none, even) when the search
+    stopped on its budget; ``next_before`` then says where it stopped and ``searched_down_to``
+    is set (app/search/postgres.py).
+    """
     if db.engine.dialect.name == "sqlite":
         match = fts5_query(bin_id, terms)
         read = sqlite.rows
     else:
         match = tsquery(terms)
         read = postgres.rows
-    rows = read(bin_id, match, limit + 1, before, method and method.upper(), since, until)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page([r.to_summary() for r in rows], rows[-1].seq if more else None)
+    found = read(bin_id, match, limit + 1, before, method and method.upper(), since, until)
+    rows = found.rows[:limit]
+    summaries = [r.to_summary() for r in rows]
+    if len(found.rows) > limit:
+        return Page(summaries, rows[-1].seq)
+    if found.searched_down_to is not None:
+        return Page(summaries, found.searched_down_to, found.searched_down_to)
+    return Page(summaries, None)

@@ -1,67 +1,176 @@
-"""Reading PostgreSQL's tsvector + GIN index: one page of a bin's matches, newest first."""
+"""Reading PostgreSQL's tsvector + GIN index: a bin's matches newest first, in bounded work.
+
+GIN finds the documents that hold a search's words, but keeps neither their positions nor any
+order. So matches come back unsorted, and a phrase or a prefix is checked document by document
+afterwards (the "recheck") in every document that holds its words. When those words are common
+and never stand together ("main heads" in a bin of GitHub pushes) that is a large part of the bin:
+0.7 s on a million requests (bench/README.md). SQLite's FTS5 keeps positions and needs none of
+this. Here one call reads the bin newest first, a part at a time, and may stop before its page is
+full:
+
+1. The newest RECENT_WINDOW requests below ``before`` are tested one by one (the list's filters,
+   then the words): a common word fills the page there and the GIN index is never asked.
+2. Then the GIN index is asked for the matches in one range of the bin's requests at a time, going
+   back. Ranges are of request ids (they grow with seq within a bin), so the planner ANDs the range
+   with the GIN bitmap, or walks it by primary key, and rechecks nothing outside it. The first range
+   holds HOOKSCOPE_SEARCH_CHUNK_REQUESTS requests and is always searched, so every call gets
+   further; each later one is GROWTH times larger when the last was quick for the time left.
+3. Later ranges run only within HOOKSCOPE_SEARCH_BUDGET_MS of the call's start, each under a
+   ``statement_timeout`` of the time left; a range it cancels is dropped whole.
+
+A call that stops early says how far back it searched (``Found.searched_down_to``): every request
+from that seq up, below ``before``, has been searched, and ``before=<that seq>`` goes on. Rare
+words cost the GIN index little per range, so they still cover a large bin in one call; the worst
+case (every document a candidate) costs about the window and the first range.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
+from flask import current_app
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import CapturedRequest
-from .rows import COLUMNS, filters, read, typed
+from .rows import COLUMNS, Found, filters, read, typed
 
-# How many of the newest requests to test one by one before asking the GIN index.
+# How many of the newest requests to test one by one before asking the GIN index (at most one
+# range's worth).
 RECENT_WINDOW = 5000
+# How much larger the next range may be than one that left time to spare.
+GROWTH = 8
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement that statement_timeout stopped
 
 
-def rows(bin_id, tsquery, limit, before, method, since, until) -> list[CapturedRequest]:
-    """Read matches in two steps, so neither a common nor a rare word reads the whole bin.
-
-    A GIN index cannot return rows newest first, and the planner cannot tell how many rows
-    match a phrase or words that rarely meet, so it picks badly (seconds, measured) when left to
-    choose. First the newest RECENT_WINDOW requests are tested one by one: a common word fills
-    the page there. Only when it does not, the GIN index finds the remaining matches (few, as
-    the window showed), which are sorted.
-    """
+def rows(bin_id, tsquery, limit, before, method, since, until) -> Found:
+    """Read up to ``limit`` matches of ``tsquery`` with ``seq < before``, newest first."""
+    started = time.monotonic()
+    chunk = current_app.config["HOOKSCOPE_SEARCH_CHUNK_REQUESTS"]
+    budget_ms = current_app.config["HOOKSCOPE_SEARCH_BUDGET_MS"]
     params: dict[str, object] = {"bin_id": bin_id}
-    conditions = ["requests.bin_id = :bin_id"]
-    if before is not None:
-        conditions.append("requests.seq < :before")
-        params["before"] = before
-    conditions += filters(method, since, until, params)
-    where = " AND ".join(conditions)
-    # The tsvector is read by a scalar subquery, once per row in the window's order: written as a
-    # join, the planner chose a hash join over every payload when it guessed few matches.
-    recent = read(
-        f"SELECT {COLUMNS} FROM (SELECT * FROM requests WHERE {where}"  # noqa: S608 - fixed text
-        " ORDER BY seq DESC LIMIT :window) AS requests"
-        " WHERE (SELECT search_document FROM payloads WHERE request_id = requests.id)"
+    filtered = ["requests.bin_id = :bin_id", *filters(method, since, until, params)]
+    newest = "bin_id = :bin_id" + ("" if before is None else " AND seq < :before")
+    window = {"window": min(RECENT_WINDOW, chunk), **({} if before is None else {"before": before})}
+    # The window is the newest requests, filtered afterwards: filtering first would walk the
+    # whole bin for a method that no request has. The tsvector is read by a scalar subquery, once
+    # per row in the window's order: written as a join, the planner chose a hash join over every
+    # payload when it guessed few matches.
+    found = read(
+        f"SELECT {COLUMNS} FROM (SELECT * FROM requests WHERE {newest}"  # noqa: S608 - fixed text
+        f" ORDER BY seq DESC LIMIT :window) AS requests WHERE {' AND '.join(filtered)}"
+        " AND (SELECT search_document FROM payloads WHERE request_id = requests.id)"
         " @@ to_tsquery('simple', :tsquery)"
         " ORDER BY requests.seq DESC LIMIT :limit",
-        {**params, "tsquery": tsquery, "window": RECENT_WINDOW, "limit": limit},
+        {**params, **window, "tsquery": tsquery, "limit": limit},
     )
-    if len(recent) == limit:
-        return recent
-    window_end = db.session.scalar(
-        text(
-            f"SELECT seq FROM requests WHERE {where}"  # noqa: S608 - fixed text
-            " ORDER BY seq DESC LIMIT 1 OFFSET :skip"
-        ).bindparams(*typed({**params, "skip": RECENT_WINDOW - 1}))
+    if len(found) == limit:
+        return Found(found)
+    window_end = _scalar(
+        f"SELECT seq FROM requests WHERE {newest}"  # noqa: S608 - fixed text
+        " ORDER BY seq DESC LIMIT 1 OFFSET :window - 1",
+        {"bin_id": bin_id, **window},
     )
     if window_end is None:
-        return recent  # the window held every request there is
-    # The bin's own lexeme ("#<bin id>", which no searched word can be) makes the GIN index
-    # return only this bin's matches.
-    older = read(
-        "WITH matches AS MATERIALIZED (SELECT request_id FROM payloads WHERE search_document"  # noqa: S608 - fixed text
-        " @@ (to_tsquery('simple', :tsquery) && CAST(:bin_lexeme AS tsquery)))"
-        f" SELECT {COLUMNS} FROM matches JOIN requests ON requests.id = matches.request_id"
-        f" WHERE {where} AND requests.seq < :window_end"
-        " ORDER BY requests.seq DESC LIMIT :limit",
-        {
-            **params,
-            "tsquery": tsquery,
-            "bin_lexeme": f"'#{bin_id}'",
-            "window_end": window_end,
-            "limit": limit - len(recent),
-        },
-    )
-    return recent + older
+        return Found(found)  # the window held every request there is
+    oldest = _scalar("SELECT min(seq) FROM requests WHERE bin_id = :bin_id", {"bin_id": bin_id})
+    scan = _Ranges(bin_id, tsquery, " AND ".join(filtered), params)
+    searched_to, size, timeout_ms = window_end, chunk, None  # the first range has no timeout
+    while searched_to > oldest:
+        part = scan.read(searched_to, size, limit - len(found), timeout_ms)
+        if part is None:
+            break  # cancelled by its timeout: the search got as far as the range before
+        found += part.rows
+        if len(found) == limit:
+            return Found(found)
+        searched_to = part.low
+        left_ms = budget_ms - (time.monotonic() - started) * 1000
+        if left_ms <= part.ms and searched_to > oldest:
+            break  # a range like the last one would not fit in the time left
+        if part.ms * GROWTH <= left_ms:
+            size *= GROWTH
+        timeout_ms = int(left_ms)
+    else:
+        return Found(found)  # searched down to the bin's oldest request
+    return Found(found, searched_down_to=searched_to)
+
+
+@dataclass(frozen=True)
+class _Part:
+    low: int  # the lowest seq the range covered
+    rows: list[CapturedRequest]
+    ms: float
+
+
+class _Ranges:
+    """Search one range of a bin's requests at a time through the GIN index."""
+
+    def __init__(self, bin_id: str, tsquery: str, where: str, params: dict[str, object]) -> None:
+        self.where = where
+        # The bin's own lexeme ("#<bin id>", which no searched word can be) makes the GIN index
+        # return only this bin's matches.
+        self.params = {**params, "tsquery": tsquery, "bin_lexeme": f"'#{bin_id}'"}
+
+    def read(self, below: int, size: int, limit: int, timeout_ms: int | None) -> _Part | None:
+        """Search the ``size`` seqs that end at the newest request below ``below``.
+
+        None when its timeout cancelled it; otherwise the matches and where the range began.
+        """
+        started = time.monotonic()
+        bounds = db.session.execute(
+            text(
+                "SELECT top.seq, top.id, (SELECT id FROM requests WHERE bin_id = :bin_id"
+                " AND seq > top.seq - :size ORDER BY seq LIMIT 1)"
+                " FROM (SELECT seq, id FROM requests WHERE bin_id = :bin_id AND seq < :below"
+                " ORDER BY seq DESC LIMIT 1) AS top"
+            ),
+            {"bin_id": self.params["bin_id"], "size": size, "below": below},
+        ).one()
+        top, top_id, low_id = bounds
+        low = top - size + 1
+        sql = (
+            "WITH matches AS MATERIALIZED (SELECT request_id FROM payloads"  # noqa: S608 - fixed text
+            " WHERE request_id BETWEEN :low_id AND :top_id AND search_document"
+            " @@ (to_tsquery('simple', :tsquery) && CAST(:bin_lexeme AS tsquery)))"
+            f" SELECT {COLUMNS} FROM matches JOIN requests ON requests.id = matches.request_id"
+            f" WHERE {self.where} AND requests.seq BETWEEN :low AND :top"
+            " ORDER BY requests.seq DESC LIMIT :limit"
+        )
+        params = {**self.params, "low_id": low_id, "top_id": top_id, "low": low, "top": top}
+        params["limit"] = limit
+        if timeout_ms is None:
+            found = read(sql, params)
+        else:
+            found = _within(timeout_ms, lambda: read(sql, params))
+            if found is None:
+                return None
+        return _Part(low, found, (time.monotonic() - started) * 1000)
+
+
+def _within(timeout_ms: int, run):
+    """Run ``run()`` under a statement_timeout; None if PostgreSQL cancelled it."""
+    try:
+        with db.session.begin_nested():  # a cancelled statement must not end the transaction
+            previous = db.session.scalar(
+                text(
+                    "SELECT current_setting('statement_timeout'),"
+                    " set_config('statement_timeout', :timeout, true)"
+                ),
+                {"timeout": f"{max(1, timeout_ms)}ms"},
+            )
+            result = run()
+            db.session.execute(
+                text("SELECT set_config('statement_timeout', :previous, true)"),
+                {"previous": previous},
+            )
+    except OperationalError as err:
+        if getattr(err.orig, "sqlstate", None) != QUERY_CANCELED:
+            raise
+        return None
+    return result
+
+
+def _scalar(sql: str, params: dict[str, object]):
+    return db.session.scalar(text(sql).bindparams(*typed(params)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, text
@@ -11,6 +12,15 @@ from ..models import CapturedRequest, UTCDateTime
 
 REQUESTS = CapturedRequest.__table__
 COLUMNS = ", ".join(f"requests.{c.name}" for c in REQUESTS.c)
+
+
+@dataclass(frozen=True)
+class Found:
+    """Matches newest first; ``searched_down_to`` is set when the reader stopped on its budget
+    before the page was full: every request from that seq up has been searched."""
+
+    rows: list[CapturedRequest]
+    searched_down_to: int | None = None
 
 
 def read(sql: str, params: dict[str, object]) -> list[CapturedRequest]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ..models import CapturedRequest
-from .rows import COLUMNS, filters, read
+from .rows import COLUMNS, Found, filters, read
 
 
-def rows(bin_id, match, limit, before, method, since, until) -> list[CapturedRequest]:
+def rows(bin_id, match, limit, before, method, since, until) -> Found:
     """Read up to ``limit`` matches of the FTS5 expression ``match`` with ``seq < before``."""
     # CROSS JOIN makes SQLite walk the index newest first (by rowid, which is requests.id) and
     # stop after `limit` matches, instead of reading every request of the bin. Within a bin ids
@@ -23,10 +22,11 @@ def rows(bin_id, match, limit, before, method, since, until) -> list[CapturedReq
         ]
         params["before"] = before
     conditions += filters(method, since, until, params)
-    return read(
+    found = read(
         f"SELECT {COLUMNS}"  # noqa: S608 - fixed text; values are bound
         " FROM request_search CROSS JOIN requests ON requests.id = request_search.rowid"
         f" WHERE {' AND '.join(conditions)}"
         " ORDER BY request_search.rowid DESC LIMIT :limit",
         params,
     )
+    return Found(found)  # FTS5 keeps word positions: no search needs a budget here
