@@ -278,34 +278,99 @@ def test_ranges_that_are_quick_go_on_within_the_time_budget(
     assert found(client, bin_id, "needle", limit=50) == needles
 
 
+SETTINGS = ("statement_timeout", "jit", "enable_bitmapscan", "enable_seqscan")
+
+
+def settings_now() -> dict[str, str]:
+    return {name: db.session.scalar(text(f"SHOW {name}")) for name in SETTINGS}
+
+
+def spy_on_ranges(monkeypatch, sleep_if) -> list[tuple[int, str]]:
+    """Record each range the search reads (its lowest seq, and whether bitmap scans were on, i.e.
+    not walked); make PostgreSQL sleep 10 s in those for which ``sleep_if(n, walked)`` holds."""
+    seen: list[tuple[int, str]] = []
+    real_read = search.postgres.read
+
+    def read(sql, params):
+        if "WITH matches" in sql:
+            walked = db.session.scalar(text("SHOW enable_bitmapscan")) == "off"
+            seen.append((params["low"], "walked" if walked else "index"))
+            # JIT compiles plans it thinks costly and cannot be interrupted meanwhile.
+            assert db.session.scalar(text("SHOW jit")) == "off"
+            if sleep_if(len(seen), walked):
+                db.session.execute(text("SELECT pg_sleep(10)"))
+        return real_read(sql, params)
+
+    monkeypatch.setattr(search.postgres, "read", read)
+    return seen
+
+
 @postgres_only
 def test_a_range_cancelled_by_its_timeout_is_dropped_and_the_search_says_where_it_stopped(
     app, client, monkeypatch, spread_needles
 ):
     bin_id, needles = spread_needles
     small_budget(app, monkeypatch, chunk=3, budget_ms=1000)
-    reads = []
-    real_read = search.postgres.read
-
-    def slow_second_range(sql, params):
-        if "WITH matches" in sql:
-            reads.append(params["low"])
-            if len(reads) == 2:  # the first timed range: cancelled when the second is up
-                db.session.execute(text("SELECT pg_sleep(10)"))
-        return real_read(sql, params)
-
-    monkeypatch.setattr(search.postgres, "read", slow_second_range)
+    seen = spy_on_ranges(monkeypatch, lambda n, walked: n == 2)
     with app.app_context():
-        timeout = db.session.scalar(text("SHOW statement_timeout"))
+        before = settings_now()
         page = search.page(bin_id, search.parse("needle"), limit=50)
         # The window (60, 58, 57) and the first range (54-56) were searched; the next range was
         # quick to grow (30-53) and is dropped whole when PostgreSQL cancels it.
-        assert reads == [54, 30]
+        assert seen == [(54, "index"), (30, "index")]
         assert page.next_before == page.searched_down_to == 54
         # The rows read before it are intact, and the transaction goes on as it was.
         assert [r["seq"] for r in page.requests] == [s for s in needles if s >= 54] == [60, 58]
-        assert db.session.scalar(text("SHOW statement_timeout")) == timeout
+        assert settings_now() == before
         assert db.session.scalar(text("SELECT count(*) FROM requests")) == 55
+
+
+@postgres_only
+def test_a_first_range_the_index_is_slow_on_is_walked_instead(
+    app, client, monkeypatch, spread_needles
+):
+    bin_id, needles = spread_needles
+    small_budget(app, monkeypatch, chunk=10, budget_ms=0)
+    # As when the planner rechecks every candidate in the bin: the index does not answer in time.
+    seen = spy_on_ranges(monkeypatch, lambda n, walked: not walked)
+    with app.app_context():
+        before = settings_now()
+        page = search.page(bin_id, search.parse("needle"), limit=50)
+        # The window (60, 58, 57, ..., 50) and then seqs 40-49, through the index, then walked.
+        assert seen == [(40, "index"), (40, "walked")]
+        assert (
+            [r["seq"] for r in page.requests] == [s for s in needles if s >= 40] == [60, 58, 52, 44]
+        )
+        assert page.next_before == page.searched_down_to == 40
+        assert settings_now() == before
+    # Followed to the end, the walked ranges find what the index would have.
+    seqs, answers = follow(client, bin_id, "needle", limit=4)
+    assert seqs == needles
+    assert {how for _, how in seen} == {"index", "walked"}
+    with app.app_context():
+        assert "Index Scan using payloads_pkey" in walk_plan(bin_id)
+
+
+def walk_plan(bin_id: str) -> str:
+    """PostgreSQL's plan for a walked range: the primary key, never the GIN index alone."""
+    scan = search.postgres._Ranges(
+        bin_id, "'needle'", "requests.bin_id = :bin_id", {"bin_id": bin_id}
+    )
+    plans = []
+
+    def explain(sql, params):
+        statement = text(f"EXPLAIN {sql}").bindparams(**params)
+        plans.append("\n".join(db.session.scalars(statement)))
+        return []
+
+    real_read, search.postgres.read = search.postgres.read, explain
+    # Make a table scan look cheap to the planner: a walk must use the primary key all the same.
+    db.session.execute(text("SET LOCAL random_page_cost = 1000"))
+    try:
+        scan.read(61, 60, 50, 1000, walk=True)
+    finally:
+        search.postgres.read = real_read
+    return plans[0]
 
 
 def test_search_combines_with_the_list_filters(client, new_bin):

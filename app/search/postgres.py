@@ -10,18 +10,19 @@ full:
 
 1. The newest RECENT_WINDOW requests below ``before`` are tested one by one (the list's filters,
    then the words): a common word fills the page there and the GIN index is never asked.
-2. Then the GIN index is asked for the matches in one range of the bin's requests at a time, going
-   back. Ranges are of request ids (they grow with seq within a bin), so the planner ANDs the range
-   with the GIN bitmap, or walks it by primary key, and rechecks nothing outside it. The first range
-   holds HOOKSCOPE_SEARCH_CHUNK_REQUESTS requests and is always searched, so every call gets
-   further; each later one is GROWTH times larger when the last was quick for the time left.
-3. Later ranges run only within HOOKSCOPE_SEARCH_BUDGET_MS of the call's start, each under a
-   ``statement_timeout`` of the time left; a range it cancels is dropped whole.
+2. Then the bin is searched in ranges of request ids going back (ids grow with seq within a bin),
+   so the planner can AND a range with the GIN bitmap and recheck nothing outside it. The first
+   range holds HOOKSCOPE_SEARCH_CHUNK_REQUESTS requests and always runs, so every call gets
+   further: through the index if that answers within INDEX_TRY_MS, else walked by primary key,
+   each document tested (a cost that follows the range's size whatever the planner guesses).
+3. Later ranges run while the call is within HOOKSCOPE_SEARCH_BUDGET_MS of its start, each under a
+   ``statement_timeout`` of the time left (a range it cancels is dropped whole), each GROWTH
+   times larger than the last when that was quick for the time left.
 
 A call that stops early says how far back it searched (``Found.searched_down_to``): every request
 from that seq up, below ``before``, has been searched, and ``before=<that seq>`` goes on. Rare
-words cost the GIN index little per range, so they still cover a large bin in one call; the worst
-case (every document a candidate) costs about the window and the first range.
+words cost the index little per range, so they still cover a million requests in one call; the
+worst case costs the window, INDEX_TRY_MS and a walk of the first range.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ from .rows import COLUMNS, Found, filters, read, typed
 RECENT_WINDOW = 5000
 # How much larger the next range may be than one that left time to spare.
 GROWTH = 8
+# How long the first range may take through the GIN index before it is walked instead, and how
+# long a walk may take (its cost follows its size; this guards against far larger documents).
+INDEX_TRY_MS = 40
+WALK_MS = 500
+# The planner's plan for a range through the index cannot be trusted. It guesses how many
+# documents hold all the words by multiplying their frequencies: far too few for words that come
+# together (244 guessed, 125,000 true for four words of one template), or for a word found only
+# in this bin (multiplied by the bin's share of the table). Guessing few, it rechecks every
+# candidate in the bin instead of ANDing the range: 0.65 s measured on a million requests. So
+# ranges through the index run under a statement_timeout, and a walk forbids that plan.
+WALK = {"enable_bitmapscan": "off", "enable_seqscan": "off"}
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement that statement_timeout stopped
 
 
@@ -77,21 +89,28 @@ def rows(bin_id, tsquery, limit, before, method, since, until) -> Found:
         return Found(found)  # the window held every request there is
     oldest = _scalar("SELECT min(seq) FROM requests WHERE bin_id = :bin_id", {"bin_id": bin_id})
     scan = _Ranges(bin_id, tsquery, " AND ".join(filtered), params)
-    searched_to, size, timeout_ms = window_end, chunk, None  # the first range has no timeout
+    searched_to, size, walk, left_ms = window_end, chunk, False, 0.0
     while searched_to > oldest:
-        part = scan.read(searched_to, size, limit - len(found), timeout_ms)
+        need = limit - len(found)
+        if searched_to == window_end:
+            # The first range always runs: through the index if it answers quickly, else walked.
+            part = scan.read(searched_to, size, need, INDEX_TRY_MS)
+            if part is None:
+                walk = True
+                part = scan.read(searched_to, size, need, WALK_MS, walk=True)
+        else:
+            part = scan.read(searched_to, size, need, left_ms, walk=walk)
         if part is None:
             break  # cancelled by its timeout: the search got as far as the range before
         found += part.rows
         if len(found) == limit:
             return Found(found)
         searched_to = part.low
-        left_ms = budget_ms - (time.monotonic() - started) * 1000
+        left_ms = budget_ms - _since(started)
         if left_ms <= part.ms and searched_to > oldest:
             break  # a range like the last one would not fit in the time left
-        if part.ms * GROWTH <= left_ms:
+        if not walk and part.ms * GROWTH <= left_ms:
             size *= GROWTH
-        timeout_ms = int(left_ms)
     else:
         return Found(found)  # searched down to the bin's oldest request
     return Found(found, searched_down_to=searched_to)
@@ -113,10 +132,14 @@ class _Ranges:
         # return only this bin's matches.
         self.params = {**params, "tsquery": tsquery, "bin_lexeme": f"'#{bin_id}'"}
 
-    def read(self, below: int, size: int, limit: int, timeout_ms: int | None) -> _Part | None:
+    def read(
+        self, below: int, size: int, limit: int, timeout_ms: float, walk: bool = False
+    ) -> _Part | None:
         """Search the ``size`` seqs that end at the newest request below ``below``.
 
-        None when its timeout cancelled it; otherwise the matches and where the range began.
+        Through the GIN index, or walking the range by primary key and testing each document
+        (``walk``: the only plan left without bitmap and sequential scans). None when its timeout
+        cancelled it; otherwise the matches and where the range began.
         """
         started = time.monotonic()
         bounds = db.session.execute(
@@ -140,36 +163,45 @@ class _Ranges:
         )
         params = {**self.params, "low_id": low_id, "top_id": top_id, "low": low, "top": top}
         params["limit"] = limit
-        if timeout_ms is None:
-            found = read(sql, params)
-        else:
-            found = _within(timeout_ms, lambda: read(sql, params))
-            if found is None:
-                return None
-        return _Part(low, found, (time.monotonic() - started) * 1000)
+        found = _within(timeout_ms, lambda: read(sql, params), WALK if walk else {})
+        return None if found is None else _Part(low, found, _since(started))
 
 
-def _within(timeout_ms: int, run):
-    """Run ``run()`` under a statement_timeout; None if PostgreSQL cancelled it."""
+def _within(timeout_ms: float, run, settings: dict[str, str]):
+    """Run ``run()`` under a statement_timeout, without JIT and with ``settings``; None if
+    PostgreSQL cancelled it.
+
+    JIT compiles plans the planner thinks costly (a large range) and cannot be interrupted while
+    it does; these statements are short and gain nothing from it.
+    """
+    settings = {**settings, "statement_timeout": f"{max(1, int(timeout_ms))}ms", "jit": "off"}
     try:
         with db.session.begin_nested():  # a cancelled statement must not end the transaction
-            previous = db.session.scalar(
-                text(
-                    "SELECT current_setting('statement_timeout'),"
-                    " set_config('statement_timeout', :timeout, true)"
-                ),
-                {"timeout": f"{max(1, timeout_ms)}ms"},
-            )
+            previous = _configure(settings)
             result = run()
-            db.session.execute(
-                text("SELECT set_config('statement_timeout', :previous, true)"),
-                {"previous": previous},
-            )
+            _configure(previous)
     except OperationalError as err:
         if getattr(err.orig, "sqlstate", None) != QUERY_CANCELED:
             raise
-        return None
+        return None  # the savepoint's rollback put the settings back
     return result
+
+
+def _configure(settings: dict[str, str]) -> dict[str, str]:
+    """Set PostgreSQL settings until the transaction ends; return what they were."""
+    names = list(settings)
+    sql = ", ".join(
+        f"current_setting(:name{i}), set_config(:name{i}, :value{i}, true)"
+        for i in range(len(names))
+    )
+    params = {f"name{i}": n for i, n in enumerate(names)}
+    params |= {f"value{i}": settings[n] for i, n in enumerate(names)}
+    row = db.session.execute(text(f"SELECT {sql}"), params).one()  # noqa: S608 - fixed text
+    return {n: row[2 * i] for i, n in enumerate(names)}
+
+
+def _since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
 
 
 def _scalar(sql: str, params: dict[str, object]):
