@@ -11,7 +11,7 @@ def test_defaults(tmp_path):
     settings = config.from_environment(str(tmp_path), env={})
     assert settings["HOOKSCOPE_MAX_BODY_BYTES"] == 10 * 1024 * 1024
     assert settings["HOOKSCOPE_PROXY_COUNT"] == 0
-    assert settings["HOOKSCOPE_SEARCH_CHUNK_REQUESTS"] == 100_000
+    assert settings["HOOKSCOPE_SEARCH_CHUNK_REQUESTS"] == 50_000
     assert settings["HOOKSCOPE_SEARCH_BUDGET_MS"] == 150
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'hookscope.db'}"
 

@@ -17,7 +17,7 @@ full:
    each document tested (a cost that follows the range's size whatever the planner guesses).
 3. Later ranges run while the call is within HOOKSCOPE_SEARCH_BUDGET_MS of its start, each under a
    ``statement_timeout`` of the time left (a range it cancels is dropped whole), each GROWTH
-   times larger than the last when that was quick for the time left.
+   times larger than the last when that took at most half the time left.
 
 A call that stops early says how far back it searched (``Found.searched_down_to``): every request
 from that seq up, below ``before``, has been searched, and ``before=<that seq>`` goes on. Rare
@@ -41,7 +41,7 @@ from .rows import COLUMNS, Found, filters, read, typed
 # How many of the newest requests to test one by one before asking the GIN index (at most one
 # range's worth).
 RECENT_WINDOW = 5000
-# How much larger the next range may be than one that left time to spare.
+# How much larger the next range is than one that took at most half the time left.
 GROWTH = 8
 # How long the first range may take through the GIN index before it is walked instead, and how
 # long a walk may take (its cost follows its size; this guards against far larger documents).
@@ -109,8 +109,8 @@ def rows(bin_id, tsquery, limit, before, method, since, until) -> Found:
         left_ms = budget_ms - _since(started)
         if left_ms <= part.ms and searched_to > oldest:
             break  # a range like the last one would not fit in the time left
-        if not walk and part.ms * GROWTH <= left_ms:
-            size *= GROWTH
+        if not walk and part.ms * 2 <= left_ms:
+            size *= GROWTH  # an index's cost grows more slowly than its range; a timeout guards
     else:
         return Found(found)  # searched down to the bin's oldest request
     return Found(found, searched_down_to=searched_to)
