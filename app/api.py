@@ -194,7 +194,11 @@ def open_session(bin_id: str) -> tuple[str, int]:
 def list_requests(bin_id: str) -> Response:
     """List captured requests newest first; pass ``next_before`` back as ``before``.
 
-    With ``q``, only the requests that match the search (see app/search.py), in the same shape.
+    With ``q``, only the requests that match the search (see app/search/), in the same shape.
+    On PostgreSQL a search bounds the work of one call: when it stops before the page is full,
+    the answer adds ``searched_down_to`` (every request from that seq up has been searched), the
+    page may hold fewer than ``limit`` matches or none, and ``next_before`` (never null then)
+    goes on from there. Follow ``next_before`` until it is null to see every match.
     """
     bin_ = readable_or_404(bin_id)
     query = request.args.get("q", "")
@@ -210,7 +214,10 @@ def list_requests(bin_id: str) -> Response:
         page = bins.page(bin_.id, **filters)
     else:
         page = search.page(bin_.id, terms, **filters)
-    return jsonify(requests=page.requests, next_before=page.next_before)
+    body: dict[str, Any] = {"requests": page.requests, "next_before": page.next_before}
+    if page.searched_down_to is not None:
+        body["searched_down_to"] = page.searched_down_to
+    return jsonify(body)
 
 
 @bp.delete("/bins/<bin_id>/requests")

@@ -220,6 +220,8 @@ def touch(bin_: Bin) -> None:
 class Page:
     requests: list[SummaryDict]
     next_before: int | None
+    # Set when a search stopped on its work budget before filling the page (app/search/).
+    searched_down_to: int | None = None
 
 
 def page(

@@ -22,6 +22,10 @@ MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
+# One PostgreSQL search call (app/search/postgres.py), sized on a million-request bin so that the
+# worst query found stays near 100-150 ms (bench/README.md).
+SEARCH_CHUNK_REQUESTS = 50_000
+SEARCH_BUDGET_MS = 150
 
 
 class ConfigError(RuntimeError):
@@ -159,6 +163,12 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
+        # Full-text search on PostgreSQL (app/search/postgres.py): the requests one call always
+        # searches through the GIN index, and how long it may go on past them.
+        "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(
+            env, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS", SEARCH_CHUNK_REQUESTS, minimum=1
+        ),
+        "HOOKSCOPE_SEARCH_BUDGET_MS": _int(env, "HOOKSCOPE_SEARCH_BUDGET_MS", SEARCH_BUDGET_MS),
         "HOOKSCOPE_DEFAULT_MAX_REQUESTS": _int(env, "HOOKSCOPE_DEFAULT_MAX_REQUESTS", 1000, 1),
         "HOOKSCOPE_MAX_REQUESTS_CEILING": _int(env, "HOOKSCOPE_MAX_REQUESTS_CEILING", 10_000, 1),
         "HOOKSCOPE_BIN_TTL_SECONDS": _int(env, "HOOKSCOPE_BIN_TTL_SECONDS", 7 * DAY, 60),

@@ -11,6 +11,8 @@ def test_defaults(tmp_path):
     settings = config.from_environment(str(tmp_path), env={})
     assert settings["HOOKSCOPE_MAX_BODY_BYTES"] == 10 * 1024 * 1024
     assert settings["HOOKSCOPE_PROXY_COUNT"] == 0
+    assert settings["HOOKSCOPE_SEARCH_CHUNK_REQUESTS"] == 50_000
+    assert settings["HOOKSCOPE_SEARCH_BUDGET_MS"] == 150
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'hookscope.db'}"
 
 
@@ -47,6 +49,8 @@ def test_database_url(tmp_path, url, expected):
         ({"HOOKSCOPE_MAX_BODY_BYTES": "0"}, "HOOKSCOPE_MAX_BODY_BYTES"),
         ({"HOOKSCOPE_PROXY_COUNT": "-1"}, "HOOKSCOPE_PROXY_COUNT"),
         ({"HOOKSCOPE_PUBLIC_URL": "hooks.example.com"}, "HOOKSCOPE_PUBLIC_URL"),
+        ({"HOOKSCOPE_SEARCH_CHUNK_REQUESTS": "0"}, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS"),
+        ({"HOOKSCOPE_SEARCH_BUDGET_MS": "-5"}, "HOOKSCOPE_SEARCH_BUDGET_MS"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(tmp_path, env, named):

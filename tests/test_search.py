@@ -20,6 +20,10 @@ from sqlalchemy import text
 from app import bins, clock, recording, search
 from app.extensions import db
 
+postgres_only = pytest.mark.skipif(
+    SUITE_DATABASE != "postgres", reason="PostgreSQL's search budget (HOOKSCOPE_TEST_SUITE_DB)"
+)
+
 
 def capture(client, bin_id: str, path: str = "", **kwargs) -> int:
     response = client.post(f"/h/{bin_id}{path}", **kwargs)
@@ -42,7 +46,7 @@ def indexed_ids(app) -> set[int]:
     requests queued for indexing (SQLite) are indexed as a search would."""
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            search.catch_up()
+            search.sqlite.catch_up()
             db.session.execute(
                 text(
                     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_terms"
@@ -167,7 +171,7 @@ def test_search_pages_newest_first_with_the_list_cursor(client, new_bin):
 def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, window):
     # PostgreSQL tests the newest `window` requests one by one, then asks the GIN index for the
     # rest (app/search.py); where the window ends must not change what a page holds.
-    monkeypatch.setattr(search, "RECENT_WINDOW", window)
+    monkeypatch.setattr(search.postgres, "RECENT_WINDOW", window)
     bin_id = new_bin["id"]
     for i in range(10):
         capture(client, bin_id, data=f"{'needle' if i in (0, 1, 4, 8) else 'hay'} {i}")
@@ -179,6 +183,200 @@ def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, wi
     assert rest == [5, 2, 1]
     assert found(client, bin_id, "needle", method="PUT") == [11]
     assert found(client, bin_id, "needle", method="POST", before=9) == [5, 2, 1]
+
+
+def follow(client, bin_id: str, q: str, **params) -> tuple[list[int], list[dict]]:
+    """Page through a search from the newest match until next_before is null."""
+    seqs, answers, before = [], [], None
+    while True:
+        response = search_response(
+            client, bin_id, q, **params, **({"before": before} if before else {})
+        )
+        assert response.status_code == 200, response.json
+        answers.append(response.json)
+        seqs += [r["seq"] for r in response.json["requests"]]
+        before = response.json["next_before"]
+        if before is None:
+            return seqs, answers
+        assert len(answers) < 500, "the cursor does not get anywhere"
+
+
+def small_budget(app, monkeypatch, chunk: int, budget_ms: int = 0) -> None:
+    """Make every PostgreSQL search call look at `chunk` newest requests one by one, then at
+    most `chunk` more through the GIN index (budget 0: no more ranges after the first)."""
+    monkeypatch.setitem(app.config, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS", chunk)
+    monkeypatch.setitem(app.config, "HOOKSCOPE_SEARCH_BUDGET_MS", budget_ms)
+
+
+# Where "needle" lies in a bin of 60 requests: bunched, alone, in long gaps, at both ends.
+NEEDLES = {1, 2, 3, 7, 19, 20, 21, 22, 23, 24, 25, 31, 44, 52, 58, 59, 60}
+
+
+@pytest.fixture
+def spread_needles(client, new_bin) -> tuple[str, list[int]]:
+    """A bin of 60 requests ("needle" in some, the words "main" and "heads" in every one), with
+    five deleted so that seqs have gaps; returns the bin and its needles, newest first."""
+    bin_id = new_bin["id"]
+    for i in range(1, 61):
+        capture(
+            client, bin_id, "/refs/heads/main", data=f"{'needle' if i in NEEDLES else 'hay'} {i}"
+        )
+    for seq in (4, 20, 30, 45, 59):
+        assert client.delete(f"/api/v1/bins/{bin_id}/requests/{seq}").status_code == 204
+    return bin_id, sorted(NEEDLES - {4, 20, 30, 45, 59}, reverse=True)
+
+
+@postgres_only
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+@pytest.mark.parametrize("limit", [1, 2, 5, 50])
+def test_following_the_cursor_finds_every_match_once_whatever_the_budget(
+    app, client, monkeypatch, spread_needles, chunk, limit
+):
+    bin_id, needles = spread_needles
+    assert found(client, bin_id, "needle", limit=50) == needles  # the default budget: one call
+    small_budget(app, monkeypatch, chunk)
+    seqs, answers = follow(client, bin_id, "needle", limit=limit)
+    assert seqs == needles  # newest first, each once, none missed
+    stopped = [a for a in answers if "searched_down_to" in a]
+    assert stopped, "no call stopped on its budget: this test would prove nothing"
+    if limit <= chunk:
+        assert any(len(a["requests"]) == limit for a in answers), "no page filled"
+    for answer in answers:
+        assert len(answer["requests"]) <= limit
+        if "searched_down_to" in answer:
+            # The search got down to there: everything it found lies at or above it.
+            assert answer["next_before"] == answer["searched_down_to"]
+            assert all(r["seq"] >= answer["searched_down_to"] for r in answer["requests"])
+
+
+@postgres_only
+def test_a_phrase_of_common_words_that_never_meet_stops_early_and_says_how_far(
+    app, client, monkeypatch, spread_needles
+):
+    bin_id, _ = spread_needles  # every request holds "heads" and "main", never "main heads"
+    small_budget(app, monkeypatch, chunk=5)
+    first = search_response(client, bin_id, '"main heads"').json
+    # The 5 newest requests (60, 58, 57, 56, 55) one by one, then seqs 50-54 through the index.
+    assert first == {"requests": [], "next_before": 50, "searched_down_to": 50}
+    seqs, answers = follow(client, bin_id, '"main heads"')
+    assert seqs == []
+    assert answers[-1]["next_before"] is None and "searched_down_to" not in answers[-1]
+    # Each call: the 5 newest requests below `before`, then the 5 seqs below those.
+    assert [a.get("searched_down_to") for a in answers] == [50, 39, 29, 19, 9, None]
+    # A page that fills, or a search that reaches the oldest request, is answered as before.
+    assert "searched_down_to" not in search_response(client, bin_id, "heads", limit=3).json
+    small_budget(app, monkeypatch, chunk=100)
+    assert search_response(client, bin_id, '"main heads"').json == {
+        "requests": [],
+        "next_before": None,
+    }
+
+
+@postgres_only
+def test_ranges_that_are_quick_go_on_within_the_time_budget(
+    app, client, monkeypatch, spread_needles
+):
+    bin_id, needles = spread_needles
+    small_budget(app, monkeypatch, chunk=2, budget_ms=60_000)
+    # The first range holds 2 requests; each later one is GROWTH times larger while time is left.
+    answer = search_response(client, bin_id, '"main heads"').json
+    assert answer == {"requests": [], "next_before": None}
+    assert found(client, bin_id, "needle", limit=50) == needles
+
+
+SETTINGS = ("statement_timeout", "jit", "enable_bitmapscan", "enable_seqscan")
+
+
+def settings_now() -> dict[str, str]:
+    return {name: db.session.scalar(text(f"SHOW {name}")) for name in SETTINGS}
+
+
+def spy_on_ranges(monkeypatch, sleep_if) -> list[tuple[int, str]]:
+    """Record each range the search reads (its lowest seq, and whether bitmap scans were on, i.e.
+    not walked); make PostgreSQL sleep 10 s in those for which ``sleep_if(n, walked)`` holds."""
+    seen: list[tuple[int, str]] = []
+    real_read = search.postgres.read
+
+    def read(sql, params):
+        if "WITH matches" in sql:
+            walked = db.session.scalar(text("SHOW enable_bitmapscan")) == "off"
+            seen.append((params["low"], "walked" if walked else "index"))
+            # JIT compiles plans it thinks costly and cannot be interrupted meanwhile.
+            assert db.session.scalar(text("SHOW jit")) == "off"
+            if sleep_if(len(seen), walked):
+                db.session.execute(text("SELECT pg_sleep(10)"))
+        return real_read(sql, params)
+
+    monkeypatch.setattr(search.postgres, "read", read)
+    return seen
+
+
+@postgres_only
+def test_a_range_cancelled_by_its_timeout_is_dropped_and_the_search_says_where_it_stopped(
+    app, client, monkeypatch, spread_needles
+):
+    bin_id, needles = spread_needles
+    small_budget(app, monkeypatch, chunk=3, budget_ms=1000)
+    seen = spy_on_ranges(monkeypatch, lambda n, walked: n == 2)
+    with app.app_context():
+        before = settings_now()
+        page = search.page(bin_id, search.parse("needle"), limit=50)
+        # The window (60, 58, 57) and the first range (54-56) were searched; the next range was
+        # quick to grow (30-53) and is dropped whole when PostgreSQL cancels it.
+        assert seen == [(54, "index"), (30, "index")]
+        assert page.next_before == page.searched_down_to == 54
+        # The rows read before it are intact, and the transaction goes on as it was.
+        assert [r["seq"] for r in page.requests] == [s for s in needles if s >= 54] == [60, 58]
+        assert settings_now() == before
+        assert db.session.scalar(text("SELECT count(*) FROM requests")) == 55
+
+
+@postgres_only
+def test_a_first_range_the_index_is_slow_on_is_walked_instead(
+    app, client, monkeypatch, spread_needles
+):
+    bin_id, needles = spread_needles
+    small_budget(app, monkeypatch, chunk=10, budget_ms=0)
+    # As when the planner rechecks every candidate in the bin: the index does not answer in time.
+    seen = spy_on_ranges(monkeypatch, lambda n, walked: not walked)
+    with app.app_context():
+        before = settings_now()
+        page = search.page(bin_id, search.parse("needle"), limit=50)
+        # The window (60, 58, 57, ..., 50) and then seqs 40-49, through the index, then walked.
+        assert seen == [(40, "index"), (40, "walked")]
+        assert (
+            [r["seq"] for r in page.requests] == [s for s in needles if s >= 40] == [60, 58, 52, 44]
+        )
+        assert page.next_before == page.searched_down_to == 40
+        assert settings_now() == before
+    # Followed to the end, the walked ranges find what the index would have.
+    seqs, answers = follow(client, bin_id, "needle", limit=4)
+    assert seqs == needles
+    assert {how for _, how in seen} == {"index", "walked"}
+    with app.app_context():
+        assert "Index Scan using payloads_pkey" in walk_plan(bin_id)
+
+
+def walk_plan(bin_id: str) -> str:
+    """PostgreSQL's plan for a walked range: the primary key, never the GIN index alone."""
+    scan = search.postgres._Ranges(
+        bin_id, "'needle'", "requests.bin_id = :bin_id", {"bin_id": bin_id}
+    )
+    plans = []
+
+    def explain(sql, params):
+        statement = text(f"EXPLAIN {sql}").bindparams(**params)
+        plans.append("\n".join(db.session.scalars(statement)))
+        return []
+
+    real_read, search.postgres.read = search.postgres.read, explain
+    # Make a table scan look cheap to the planner: a walk must use the primary key all the same.
+    db.session.execute(text("SET LOCAL random_page_cost = 1000"))
+    try:
+        scan.read(61, 60, 50, 1000, walk=True)
+    finally:
+        search.postgres.read = real_read
+    return plans[0]
 
 
 def test_search_combines_with_the_list_filters(client, new_bin):
@@ -488,7 +686,7 @@ def index_queued(app, indexed_first: bool) -> None:
     if indexed_first:
         with app.app_context():
             if db.engine.dialect.name == "sqlite":
-                search.catch_up()
+                search.sqlite.catch_up()
             db.session.rollback()
 
 

@@ -24,6 +24,7 @@ const list = new RequestList(
     loading: byId("list-loading"),
     error: byId("list-error"),
     older: byId("load-older"),
+    progress: byId("search-progress"),
     count: byId("list-count"),
   },
   apiUrl,

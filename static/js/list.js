@@ -5,6 +5,9 @@ import { fetchJson } from "./detail.js";
 import { formatBytes, formatCount, mediaType, methodClass, parseTime, requestTarget, rowTime } from "./format.js";
 
 export const PAGE_SIZE = 50;
+// A search on PostgreSQL may answer before its page is full, saying how far back it searched
+// (searched_down_to). The list goes on by itself for this many such answers in a row, then asks.
+export const AUTO_CONTINUE = 25;
 
 const isSeq = (value) => Number.isSafeInteger(value) && value >= 0;
 
@@ -50,8 +53,8 @@ function row(summary, fresh) {
 
 export class RequestList {
   /**
-   * `els`: list, empty, noMatch, loading, error, older (button), count; `apiUrl`: the bin's API
-   * URL. With a search `query`, the list shows only what the search API finds.
+   * `els`: list, empty, noMatch, loading, error, older (button), progress, count; `apiUrl`: the
+   * bin's API URL. With a search `query`, the list shows only what the search API finds.
    */
   constructor(els, apiUrl, binId) {
     this.els = els;
@@ -59,6 +62,8 @@ export class RequestList {
     this.binId = binId;
     this.rows = new Map(); // seq -> <li>
     this.nextBefore = null;
+    this.searchedDownTo = null; // set while a search has not yet looked below this seq
+    this.continuing = null; // the generation whose older pages are being read
     this.loaded = false; // the first page has been read at least once
     this.selected = null;
     this.query = "";
@@ -93,7 +98,8 @@ export class RequestList {
 
   /**
    * Read the newest page and make it the list. Rows that were on the page before are replaced by
-   * what the server says now (some may be gone); rows that arrived live meanwhile stay.
+   * what the server says now (some may be gone); rows that arrived live meanwhile stay. A search
+   * that stopped early goes on in the background.
    */
   async loadFirstPage() {
     const shownBefore = this.highestSeq() ?? -1;
@@ -109,22 +115,42 @@ export class RequestList {
       }
     }
     this.addAll(page.requests, false);
-    this.setNextBefore(page.next_before);
+    this.setNextBefore(page.next_before, page.searched_down_to);
     this.loaded = true;
+    // Not awaited: the page is shown; loadOlder marks itself as going on before its first call.
+    if (this.searchedDownTo !== null) this.loadOlder(page.requests.length);
     this.update();
     return true;
   }
 
-  async loadOlder() {
-    if (this.nextBefore === null) return;
-    this.els.older.disabled = true;
+  /**
+   * Read older pages until a page's worth of rows came (counting `got` already), the list ends,
+   * or AUTO_CONTINUE answers in a row stopped early; then the button offers to go on.
+   */
+  async loadOlder(got = 0) {
     const generation = this.generation;
-    const page = await this.fetchPage(this.nextBefore);
-    this.els.older.disabled = false;
-    if (!page || generation !== this.generation) return;
-    this.addAll(page.requests, false);
-    this.setNextBefore(page.next_before);
-    this.update();
+    if (this.nextBefore === null || this.continuing === generation) return;
+    this.continuing = generation;
+    this.els.older.disabled = true;
+    let answers = 0;
+    try {
+      while (this.nextBefore !== null) {
+        this.update();
+        const page = await this.fetchPage(this.nextBefore);
+        if (!page || generation !== this.generation) return;
+        this.addAll(page.requests, false);
+        this.setNextBefore(page.next_before, page.searched_down_to);
+        got += page.requests.length;
+        answers += 1;
+        if (this.searchedDownTo === null || got >= PAGE_SIZE || answers >= AUTO_CONTINUE) break;
+      }
+    } finally {
+      if (this.continuing === generation) this.continuing = null;
+      if (generation === this.generation) {
+        this.els.older.disabled = false;
+        this.update();
+      }
+    }
   }
 
   async fetchPage(before) {
@@ -135,7 +161,11 @@ export class RequestList {
     try {
       const page = await fetchJson(`${this.apiUrl}/requests?${params}`);
       if (generation === this.generation) this.els.error.hidden = true;
-      return { requests: Array.isArray(page.requests) ? page.requests : [], next_before: page.next_before };
+      return {
+        requests: Array.isArray(page.requests) ? page.requests : [],
+        next_before: isSeq(page.next_before) ? page.next_before : null,
+        searched_down_to: isSeq(page.searched_down_to) ? page.searched_down_to : null,
+      };
     } catch (err) {
       if (generation !== this.generation) return null;
       this.els.error.textContent = `${this.query ? "Cannot search" : "Could not load requests"}: ${err.message}`;
@@ -146,9 +176,10 @@ export class RequestList {
     }
   }
 
-  setNextBefore(value) {
+  /** Remember where the next page starts and, for a search that stopped early, how far it got. */
+  setNextBefore(value, searchedDownTo = null) {
     this.nextBefore = isSeq(value) ? value : null;
-    this.els.older.hidden = this.nextBefore === null;
+    this.searchedDownTo = this.nextBefore !== null && isSeq(searchedDownTo) ? searchedDownTo : null;
   }
 
   addAll(summaries, fresh) {
@@ -227,6 +258,15 @@ export class RequestList {
   update() {
     const count = this.rows.size;
     const empty = this.loaded && count === 0 && this.nextBefore === null;
+    // A search that stopped early says how far back it looked: going on by itself, or waiting
+    // for the button.
+    const searching = this.searchedDownTo !== null;
+    const continuing = searching && this.continuing === this.generation;
+    this.els.older.hidden = this.nextBefore === null || continuing;
+    this.els.older.textContent = searching ? "Search older requests" : "Load older";
+    const progress = searching ? `Searched back to #${this.searchedDownTo.toLocaleString("en-US")}` : "";
+    this.els.progress.hidden = !searching;
+    this.els.progress.textContent = !searching ? "" : continuing ? `${progress}…` : `${progress}; older requests not searched yet.`;
     this.els.empty.hidden = !(empty && !this.query);
     this.els.noMatch.hidden = !(empty && this.query);
     this.els.list.closest("main")?.classList.toggle("is-empty", empty && !this.query);

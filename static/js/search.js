@@ -90,8 +90,10 @@ export class SearchBox {
     const page = await this.list.fetchPage(null);
     if (!page || query !== this.list.query) return;
     const found = new Set(page.requests.map((summary) => summary.seq));
-    // A full page ends somewhere: what lies below it is not known to miss the search.
-    const lowest = page.next_before === null ? -1 : Math.min(...found);
+    // A full page ends somewhere: what lies below it is not known to miss the search. A search
+    // that stopped early has looked at everything from searched_down_to up.
+    let lowest = page.searched_down_to ?? Math.min(...found);
+    if (page.next_before === null) lowest = -1;
     for (const summary of page.requests) {
       if (this.pending.has(summary.seq) && this.list.add(summary, true)) this.list.update();
     }
