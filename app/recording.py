@@ -219,6 +219,10 @@ class StorageUnavailable(Exception):
     """The database could not store the capture (locked, full, down): nothing was stored."""
 
 
+class _Stale(Exception):
+    """The connection was found dead by a batch's first round trip: nothing can have been stored."""
+
+
 @dataclass(frozen=True)
 class Target:
     """What the capture needs to know about a bin before storing into it."""
@@ -300,6 +304,7 @@ class Store:
         self.sqlite = engine.dialect.name == "sqlite"
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
+        self._own: Any = None
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
@@ -307,6 +312,41 @@ class Store:
             return self._engine.raw_connection()
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
+
+    def write_own(self, batch: list[Pending]) -> None:
+        """Store the batch through the writer's own connection (PostgreSQL, one writer).
+
+        A pooled connection is pinged at every checkout, two round trips more a batch (BEGIN,
+        SELECT 1). The writer keeps one connection instead, in autocommit mode (its batches say
+        BEGIN themselves), and replaces it when a batch's first round trip finds it dead: nothing
+        can have been stored then, so the batch goes again, as a ping would have made it.
+        """
+        for _ in range(2):
+            reused = self._own is not None
+            if not reused:
+                self._own = self._connect_own()
+            try:
+                self.write(self._own, batch)
+                return
+            except _Stale as err:
+                self._own = None
+                if not reused:
+                    raise StorageUnavailable(str(err.__cause__)) from err
+                log.warning("the writer's connection was closed; connecting again")
+            except BaseException:
+                self._own = None  # write() invalidated it
+                raise
+
+    def _connect_own(self) -> Any:
+        conn = self.checkout()
+        conn.detach()  # ours: closed when dropped, never back in the pool in autocommit mode
+        try:
+            conn.rollback()  # the ping's transaction
+            conn.dbapi_connection.autocommit = True
+        except Exception as err:
+            conn.invalidate()
+            raise StorageUnavailable(str(err)) from err
+        return conn
 
     def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction and set each item's result, or raise for all.
@@ -334,7 +374,7 @@ class Store:
                 self._write_sqlite(conn, cur, batch)
                 conn.commit()
             else:
-                self._write_postgres(conn.driver_connection, batch)  # commits
+                self._write_postgres(conn.dbapi_connection, batch)  # commits
         except BaseException as err:
             for item in batch:
                 item.result = None
@@ -402,8 +442,15 @@ class Store:
         ids = sorted(by_bin)
         cur, keep = pg.cursor(), pg.cursor()
         with pg.pipeline() if pipelined else nullcontext():
-            cur.execute(_NUMBER_PG, {"ids": ids, "counts": [len(by_bin[i]) for i in ids]})
-            taken = {row[0]: row[1:] for row in cur.fetchall()}  # the first round trip
+            try:
+                if pg.autocommit:
+                    cur.execute("BEGIN")
+                cur.execute(_NUMBER_PG, {"ids": ids, "counts": [len(by_bin[i]) for i in ids]})
+                taken = {row[0]: row[1:] for row in cur.fetchall()}  # the first round trip
+            except db_errors() as err:
+                if pg.broken:
+                    raise _Stale from err
+                raise
             bins, stored = _judge(by_bin, taken)
             summaries, requests, payloads = [], [], []
             for item, seq, rejected, _ in stored:
@@ -720,6 +767,9 @@ class Recorder:
         return batch
 
     def _write(self, batch: list[Pending]) -> None:
+        if self._gevent and not self._store.sqlite:
+            self._store.write_own(batch)
+            return
         conn = self._store.checkout()  # here, not in the native thread: the pool is gevent's
         try:
             if self._thread is None:
