@@ -14,7 +14,10 @@ never stalls the event loop that serves every other connection; on PostgreSQL ps
 cooperatively under gevent.
 
 One batch, per bin: take the next sequence numbers, insert the requests and their payloads, drop
-the oldest unpinned requests beyond the bin's limit (never the newest one), renew the expiry.
+the oldest unpinned requests beyond the bin's limit (never the newest one), renew the expiry. On
+PostgreSQL that is two round trips whatever the batch holds (``Store._write_postgres``): bins'
+rows locked by one process make every other process writing to them wait, for as long as the
+transaction lasts, round trips included.
 
 On SQLite the payload's insert trigger only queues the request for search (migration 0004);
 ``index_pending`` indexes the queue a moment later, one statement for a whole burst, in the
@@ -31,6 +34,7 @@ import logging
 import re
 import sqlite3
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +60,9 @@ MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # SQLite batches with more body bytes than this are written in the writer's native thread.
 INLINE_BATCH_BYTES = 1024 * 1024
+# PostgreSQL batches with up to this many body bytes are sent as one pipeline. psycopg 3.3's
+# pipeline hangs on messages of ~16 MiB (a send left unflushed while it waits for the reply).
+PIPELINE_BATCH_BYTES = 1024 * 1024
 # SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
@@ -73,13 +80,60 @@ UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ? WHERE
 RETURNING last_seq, request_count, max_requests, expires_after, expires_at, ingest_auth,
           ingest_secret_hash
 """
-_LOCK_BINS_PG = "SELECT id FROM bins WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
-_TAKE_SEQS_PG = """
+# PostgreSQL: a batch is two round trips, and the bins' rows stay locked from the first one's
+# reply to the second one's commit (see Store._write_postgres). First: lock the rows in id order
+# (so two processes writing batches for the same bins never deadlock) and number the captures.
+_NUMBER_PG = """
+WITH locked AS MATERIALIZED (SELECT id FROM bins WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE)
 UPDATE bins SET last_seq = bins.last_seq + v.n, request_count = bins.request_count + v.n
-FROM (SELECT unnest(%s::text[]) AS id, unnest(%s::int[]) AS n) AS v
-WHERE bins.id = v.id
+FROM locked JOIN unnest(%(ids)s::text[], %(counts)s::int[]) AS v(id, n) USING (id)
+WHERE bins.id = locked.id
 RETURNING bins.id, last_seq, request_count, max_requests, expires_after, expires_at,
           ingest_auth, ingest_secret_hash
+"""
+# Then, sent together with COMMIT: the requests (ids from their sequence), their payloads (each
+# finds its request's id through the (bin_id, seq) index; the search trigger fires per row), and
+# per bin, retention (after the inserts: a burst bigger than the limit drops its own oldest)
+# with the count it changes and the renewed expiry, all in one statement.
+_INSERT_REQUESTS_PG = """
+INSERT INTO requests (bin_id, seq, method, path, query_string, content_type, body_size,
+                      remote_addr, received_at, status, rejected, pinned)
+SELECT bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
+       received_at, status, rejected, false
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
+            %s::text[], %s::timestamp[], %s::int[], %s::bool[])
+  AS r(bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
+       received_at, status, rejected)
+"""
+_INSERT_PAYLOADS_PG = """
+INSERT INTO payloads (request_id, url, http_version, headers, body)
+SELECT (SELECT id FROM requests WHERE requests.bin_id = p.bin_id AND requests.seq = p.seq),
+       url, http_version, headers, body
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::json[], %b::bytea[])
+  AS p(bin_id, seq, url, http_version, headers, body)
+"""
+_KEEP_PG = """
+WITH v AS (
+  SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::timestamp[])
+    AS v(bin_id, excess, keep, expires_at)
+), gone AS (
+  DELETE FROM requests WHERE id IN (
+    SELECT oldest.id FROM v CROSS JOIN LATERAL (
+      SELECT id FROM requests
+      WHERE requests.bin_id = v.bin_id AND NOT requests.pinned AND requests.seq <> v.keep
+      ORDER BY requests.seq LIMIT v.excess
+    ) AS oldest
+  )
+  RETURNING bin_id, seq
+), counted AS (
+  SELECT bin_id, count(*) AS n FROM gone GROUP BY bin_id
+), kept AS (
+  UPDATE bins SET request_count = bins.request_count - coalesce(counted.n, 0),
+                  expires_at = coalesce(v.expires_at, bins.expires_at)
+  FROM v LEFT JOIN counted USING (bin_id)
+  WHERE bins.id = v.bin_id AND (counted.n IS NOT NULL OR v.expires_at IS NOT NULL)
+)
+SELECT bin_id, seq FROM gone ORDER BY seq
 """
 _INSERT_REQUEST = """
 INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
@@ -167,6 +221,10 @@ class StorageUnavailable(Exception):
     """The database could not store the capture (locked, full, down): nothing was stored."""
 
 
+class _Stale(Exception):
+    """The connection was found dead by a batch's first round trip: nothing can have been stored."""
+
+
 @dataclass(frozen=True)
 class Target:
     """What the capture needs to know about a bin before storing into it."""
@@ -248,14 +306,11 @@ class Store:
         self.sqlite = engine.dialect.name == "sqlite"
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
-        self._sequence: str | None = None
         # SQLite: True when index() also checkpoints the WAL (the Recorder's native thread), so
         # write() turns SQLite's automatic checkpoint off on its connections: otherwise every
         # thousandth page the committing batch would copy the WAL back and fsync, on the loop.
         self.checkpoint_in_index = False
-
-    def _sql(self, statement: str) -> str:
-        return statement if self.sqlite else statement.replace("?", "%s")
+        self._own: Any = None
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
@@ -263,6 +318,41 @@ class Store:
             return self._engine.raw_connection()
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
+
+    def write_own(self, batch: list[Pending]) -> None:
+        """Store the batch through the writer's own connection (PostgreSQL, one writer).
+
+        A pooled connection is pinged at every checkout, two round trips more a batch (BEGIN,
+        SELECT 1). The writer keeps one connection instead, in autocommit mode (its batches say
+        BEGIN themselves), and replaces it when a batch's first round trip finds it dead: nothing
+        can have been stored then, so the batch goes again, as a ping would have made it.
+        """
+        for _ in range(2):
+            reused = self._own is not None
+            if not reused:
+                self._own = self._connect_own()
+            try:
+                self.write(self._own, batch)
+                return
+            except _Stale as err:
+                self._own = None
+                if not reused:
+                    raise StorageUnavailable(str(err.__cause__)) from err
+                log.warning("the writer's connection was closed; connecting again")
+            except BaseException:
+                self._own = None  # write() invalidated it
+                raise
+
+    def _connect_own(self) -> Any:
+        conn = self.checkout()
+        conn.detach()  # ours: closed when dropped, never back in the pool in autocommit mode
+        try:
+            conn.rollback()  # the ping's transaction
+            conn.dbapi_connection.autocommit = True
+        except Exception as err:
+            conn.invalidate()
+            raise StorageUnavailable(str(err)) from err
+        return conn
 
     def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction and set each item's result, or raise for all.
@@ -289,8 +379,11 @@ class Store:
                 if not wait:
                     cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         try:
-            self._write(conn, cur, batch)
-            conn.commit()
+            if self.sqlite:
+                self._write_sqlite(conn, cur, batch)
+                conn.commit()
+            else:
+                self._write_postgres(conn.dbapi_connection, batch)  # commits
         except BaseException as err:
             for item in batch:
                 item.result = None
@@ -328,106 +421,88 @@ class Store:
             raise StorageUnavailable(str(err)) from err
         return taken
 
-    def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
-        by_bin: dict[str, list[Pending]] = {}
-        for item in batch:
-            by_bin.setdefault(item.bin_id, []).append(item)
-        # 1. Each bin's next sequence numbers (this also locks the bins' rows on PostgreSQL).
-        bins: list[tuple[str, list[Pending], tuple]] = []
-        stored: list[tuple[Pending, int, bool, str | None]] = []  # item, seq, rejected, auth
-        taken = self._take_seqs(cur, {bin_id: len(items) for bin_id, items in by_bin.items()})
+    def _write_sqlite(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
+        # In-process and under the database-wide write lock: statement by statement is cheap.
+        by_bin = _by_bin(batch)
+        taken = {}
         for bin_id, items in by_bin.items():
-            n = len(items)
-            row = taken.get(bin_id)
-            if row is None:
-                continue  # the bin is gone: these captures answer 404 (result stays None)
-            last_seq, _, _, _, _, auth, secret_hash = row
-            target = Target(auth, secret_hash)
-            first = last_seq - n + 1
-            for i, item in enumerate(items):
-                stored.append((item, first + i, not target.allows(item.authorization), auth))
-            bins.append((bin_id, items, row))
+            cur.execute(_TAKE_SEQS, (len(items), len(items), bin_id))
+            row = cur.fetchone()
+            if row is not None:
+                taken[bin_id] = row
+        bins, stored = _judge(by_bin, taken)
         if not stored:
             return
-        # 2. The requests and their payloads.
         summaries = self._insert(conn, cur, stored)
-        # 3. Retention (after the inserts: a burst bigger than the limit drops its own oldest),
-        # then expiry.
-        dropped: dict[int, list[int]] = {}
+        dropped: dict[str, list[int]] = {}
         for bin_id, items, row in bins:
             last_seq, count, limit, expires_after, expires_at = row[:5]
-            dropped[id(items[-1])] = self._drop_oldest(cur, bin_id, count - limit, keep=last_seq)
+            dropped[bin_id] = self._drop_oldest(cur, bin_id, count - limit, keep=last_seq)
             self._renew(cur, bin_id, expires_after, expires_at, items[-1].snap.received_at)
-        for (item, _, _, auth), summary in zip(stored, summaries, strict=True):
-            item.result = Recorded(summary, auth, dropped.get(id(item), []))
+        _settle(bins, stored, summaries, dropped)
 
-    def _take_seqs(self, cur: Any, counts: dict[str, int]) -> dict[str, tuple]:
-        """Advance each bin's sequence by its count of captures; return the updated rows by id."""
-        if self.sqlite:  # in-process and under the database-wide write lock: one by one is cheap
-            taken = {}
-            for bin_id, n in counts.items():
-                cur.execute(_TAKE_SEQS, (n, n, bin_id))
-                row = cur.fetchone()
-                if row is not None:
-                    taken[bin_id] = row
-            return taken
-        # PostgreSQL: two round trips whatever the number of bins. The rows are locked in id
-        # order first, so two processes writing batches for the same bins never deadlock.
-        ids = sorted(counts)
-        cur.execute(_LOCK_BINS_PG, (ids,))
-        cur.execute(_TAKE_SEQS_PG, (ids, [counts[i] for i in ids]))
-        return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+    def _write_postgres(self, pg: Any, batch: list[Pending]) -> None:
+        """Store the batch in two round trips, the bins' rows locked for the second one only.
+
+        Every round trip made under the lock makes the other processes that write to the same
+        bin wait, and more for this process's busy event loop than for PostgreSQL: a reply
+        waits for the loop to get back to the writer before the next statement goes out. So the
+        first round trip locks and numbers, the ingest protection is judged against the rows
+        as locked, and the second sends the inserts, retention, renewal and COMMIT together.
+        """
+        pipelined = sum(len(item.snap.body) for item in batch) <= PIPELINE_BATCH_BYTES
+        by_bin = _by_bin(batch)
+        ids = sorted(by_bin)
+        cur, keep = pg.cursor(), pg.cursor()
+        with pg.pipeline() if pipelined else nullcontext():
+            try:
+                if pg.autocommit:
+                    cur.execute("BEGIN")
+                cur.execute(_NUMBER_PG, {"ids": ids, "counts": [len(by_bin[i]) for i in ids]})
+                taken = {row[0]: row[1:] for row in cur.fetchall()}  # the first round trip
+            except db_errors() as err:
+                if pg.broken:
+                    raise _Stale from err
+                raise
+            bins, stored = _judge(by_bin, taken)
+            summaries, requests, payloads = [], [], []
+            for item, seq, rejected, _ in stored:
+                summary, request, payload = _row(item, seq, rejected)
+                summaries.append(summary)
+                requests.append((item.bin_id, seq, *request))
+                payloads.append((item.bin_id, seq, *payload))
+            if stored:
+                cur.execute(_INSERT_REQUESTS_PG, _columns(requests))
+                # Big bodies one to a statement, as they arrived: no array of them all.
+                for part in [payloads] if pipelined else [[p] for p in payloads]:
+                    cur.execute(_INSERT_PAYLOADS_PG, _columns(part))
+            retention = _retention(bins)
+            if retention:
+                keep.execute(_KEEP_PG, _columns(retention))
+            # A statement, not pg.commit(), so that it goes out with the ones above: commit()
+            # in a pipeline waits for their results, and leaving the pipeline costs a round trip
+            # more. Either way nothing is answered before the reply to COMMIT is in.
+            cur.execute("COMMIT")
+        dropped: dict[str, list[int]] = {}
+        for bin_id, seq in keep.fetchall() if retention else ():
+            dropped.setdefault(bin_id, []).append(seq)
+        _settle(bins, stored, summaries, dropped)
 
     def _insert(
         self, conn: Any, cur: Any, stored: list[tuple[Pending, int, bool, str | None]]
     ) -> list[SummaryDict]:
-        ids = self._new_ids(cur, len(stored))
+        # The transaction holds the write lock, so nobody else can take these ids meanwhile.
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
+        (top,) = cur.fetchone()
         summaries, rows, payloads, streamed = [], [], [], []
-        for (item, seq, rejected, _), request_id in zip(stored, ids, strict=True):
-            snap = item.snap
-            # Formatted once for the summary and the row (models.isoformat, without its "Z").
-            naive = snap.received_at.astimezone(UTC).replace(tzinfo=None)
-            received_at = naive.isoformat(timespec="microseconds")
-            status = 401 if rejected else 200
-            summaries.append(
-                {
-                    "bin": item.bin_id,
-                    "seq": seq,
-                    "method": snap.method,
-                    "path": snap.path,
-                    "query_string": snap.query_string,
-                    "content_type": snap.content_type,
-                    "body_size": len(snap.body),
-                    "remote_addr": snap.remote_addr,
-                    "received_at": f"{received_at}Z",
-                    "status": status,
-                    "rejected": rejected,
-                    "pinned": False,
-                }
-            )
-            rows.append(
-                (
-                    request_id,
-                    item.bin_id,
-                    seq,
-                    snap.method,
-                    snap.path,
-                    snap.query_string,
-                    snap.content_type,
-                    len(snap.body),
-                    snap.remote_addr,
-                    # The form SQLAlchemy's DateTime column stores on SQLite (see _moment).
-                    received_at.replace("T", " ") if self.sqlite else naive,
-                    status,
-                    rejected,
-                    False,
-                )
-            )
-            payload = (request_id, snap.url, snap.http_version, item.headers_json, snap.body)
-            if self.sqlite and len(snap.body) >= STREAM_BLOB_BYTES:
-                streamed.append(payload)
+        for request_id, (item, seq, rejected, _) in enumerate(stored, top + 1):
+            summary, request, payload = _row(item, seq, rejected, sqlite=True)
+            summaries.append(summary)
+            rows.append((request_id, item.bin_id, seq, *request, False))
+            if len(item.snap.body) >= STREAM_BLOB_BYTES:
+                streamed.append((request_id, *payload))
             else:
-                payloads.append(payload)
+                payloads.append((request_id, *payload))
         self._insert_rows(cur, _INSERT_REQUEST, rows)
         self._insert_rows(cur, _INSERT_PAYLOAD, payloads)
         limit, index = _index_streamed_sql()
@@ -442,45 +517,22 @@ class Store:
         return summaries
 
     def _insert_rows(self, cur: Any, statement: str, rows: list[tuple]) -> None:
-        """Insert ``rows``: on SQLite with one multi-row INSERT (one statement to run, not one per
-        row); psycopg's executemany pipelines the rows, which measured faster on PostgreSQL than
-        one statement of many rows (294 vs 428 us a capture)."""
+        """Insert ``rows`` with one multi-row INSERT (one statement to run, not one per row)."""
         if not rows:
-            return
-        if not self.sqlite:
-            cur.executemany(self._sql(statement), rows)
             return
         head, values = statement.split("VALUES")
         sql = f"{head}VALUES {', '.join([values.strip()] * len(rows))}"
         cur.execute(sql, [value for row in rows for value in row])
 
-    def _new_ids(self, cur: Any, n: int) -> list[int]:
-        """Allocate ids for ``n`` requests inside the transaction."""
-        if self.sqlite:
-            # The transaction holds the write lock, so nobody else can take these ids meanwhile.
-            cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
-            (top,) = cur.fetchone()
-            return list(range(top + 1, top + 1 + n))
-        if self._sequence is None:
-            cur.execute("SELECT pg_get_serial_sequence('requests', 'id')")
-            (self._sequence,) = cur.fetchone()
-        cur.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (self._sequence, n))
-        return [row[0] for row in cur.fetchall()]
-
-    def _moment(self, moment: datetime) -> Any:
-        """A UTC time in the form SQLAlchemy's DateTime column stores and reads back."""
-        naive = moment.astimezone(UTC).replace(tzinfo=None)
-        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
-
     def _drop_oldest(self, cur: Any, bin_id: str, excess: int, keep: int) -> list[int]:
         """Delete the ``excess`` oldest unpinned requests other than ``keep``; return their seqs."""
         if excess <= 0:
             return []
-        cur.execute(self._sql(_OLDEST), (bin_id, False, keep, excess))
+        cur.execute(_OLDEST, (bin_id, False, keep, excess))
         victims = cur.fetchall()
         if victims:
-            cur.executemany(self._sql(_DELETE_REQUEST), [(v[0],) for v in victims])
-            cur.execute(self._sql(_SHRINK), (len(victims), bin_id))
+            cur.executemany(_DELETE_REQUEST, [(v[0],) for v in victims])
+            cur.execute(_SHRINK, (len(victims), bin_id))
         return [v[1] for v in victims]
 
     def _renew(
@@ -491,8 +543,118 @@ class Store:
         if expires_at is not None:
             expires_at = expires_at.replace(tzinfo=UTC)
         if due_for_renewal(expires_after, expires_at, now):
-            moment = self._moment(now + timedelta(seconds=expires_after))
-            cur.execute(self._sql(_RENEW), (moment, bin_id))
+            # The form SQLAlchemy's DateTime column stores on SQLite.
+            moment = _naive_utc(now + timedelta(seconds=expires_after))
+            cur.execute(_RENEW, (moment.isoformat(" ", "microseconds"), bin_id))
+
+
+Stored = tuple[Pending, int, bool, str | None]  # the capture, its seq, rejected, the bin's auth
+
+
+def _by_bin(batch: list[Pending]) -> dict[str, list[Pending]]:
+    by_bin: dict[str, list[Pending]] = {}
+    for item in batch:
+        by_bin.setdefault(item.bin_id, []).append(item)
+    return by_bin
+
+
+def _judge(
+    by_bin: dict[str, list[Pending]], taken: dict[str, tuple]
+) -> tuple[list[tuple[str, list[Pending], tuple]], list[Stored]]:
+    """Number each bin's captures from its row as the transaction took it, and judge each one
+    against that row's ingest protection. A bin missing from ``taken`` is gone: its captures
+    answer 404 (their result stays None)."""
+    bins, stored = [], []
+    for bin_id, items in by_bin.items():
+        row = taken.get(bin_id)
+        if row is None:
+            continue
+        last_seq, _, _, _, _, auth, secret_hash = row
+        target = Target(auth, secret_hash)
+        first = last_seq - len(items) + 1
+        for i, item in enumerate(items):
+            stored.append((item, first + i, not target.allows(item.authorization), auth))
+        bins.append((bin_id, items, row))
+    return bins, stored
+
+
+def _row(
+    item: Pending, seq: int, rejected: bool, sqlite: bool = False
+) -> tuple[SummaryDict, tuple, tuple]:
+    """A capture's summary, its request's columns after (id, bin_id, seq), and its payload's
+    after request_id."""
+    snap = item.snap
+    # Formatted once for the summary and the row (models.isoformat, without its "Z").
+    naive = _naive_utc(snap.received_at)
+    received_at = naive.isoformat(timespec="microseconds")
+    status = 401 if rejected else 200
+    summary: SummaryDict = {
+        "bin": item.bin_id,
+        "seq": seq,
+        "method": snap.method,
+        "path": snap.path,
+        "query_string": snap.query_string,
+        "content_type": snap.content_type,
+        "body_size": len(snap.body),
+        "remote_addr": snap.remote_addr,
+        "received_at": f"{received_at}Z",
+        "status": status,
+        "rejected": rejected,
+        "pinned": False,
+    }
+    request = (
+        snap.method,
+        snap.path,
+        snap.query_string,
+        snap.content_type,
+        len(snap.body),
+        snap.remote_addr,
+        # The form SQLAlchemy's DateTime column stores on SQLite.
+        received_at.replace("T", " ") if sqlite else naive,
+        status,
+        rejected,
+    )
+    return summary, request, (snap.url, snap.http_version, item.headers_json, snap.body)
+
+
+def _settle(
+    bins: list[tuple[str, list[Pending], tuple]],
+    stored: list[Stored],
+    summaries: list[SummaryDict],
+    dropped: dict[str, list[int]],
+) -> None:
+    """Set each stored capture's result; each bin's last capture carries what retention dropped."""
+    last = {id(items[-1]): bin_id for bin_id, items, _ in bins}
+    for (item, _, _, auth), summary in zip(stored, summaries, strict=True):
+        bin_id = last.get(id(item))
+        item.result = Recorded(summary, auth, dropped.get(bin_id, []) if bin_id else [])
+
+
+def _retention(bins: list[tuple[str, list[Pending], tuple]]) -> list[tuple]:
+    """Per bin, what _KEEP_PG needs: how many to drop, the newest seq (never dropped), and the
+    renewed expiry when one is due (None otherwise). Bins with nothing to do are left out."""
+    out = []
+    for bin_id, items, row in bins:
+        last_seq, count, limit, expires_after, expires_at = row[:5]
+        now = items[-1].snap.received_at
+        renewed = None
+        if expires_at is not None and due_for_renewal(
+            expires_after, expires_at.replace(tzinfo=UTC), now
+        ):
+            renewed = _naive_utc(now + timedelta(seconds=expires_after))
+        if count > limit or renewed is not None:
+            out.append((bin_id, max(count - limit, 0), last_seq, renewed))
+    return out
+
+
+def _columns(rows: list[tuple]) -> list[list]:
+    """Rows as one list per column, for PostgreSQL's unnest()."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """A UTC time without its zone, the form the DateTime columns hold."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def db_errors() -> tuple[type[BaseException], ...]:
@@ -619,6 +781,9 @@ class Recorder:
         return batch
 
     def _write(self, batch: list[Pending]) -> None:
+        if self._gevent and not self._store.sqlite:
+            self._store.write_own(batch)
+            return
         conn = self._store.checkout()  # here, not in the native thread: the pool is gevent's
         try:
             if self._thread is None:

@@ -4,6 +4,8 @@ SQLite is the embedded default. WAL lets readers run beside the one writer; ``bu
 writer wait for the lock instead of failing; and every write transaction starts with
 ``BEGIN IMMEDIATE`` so it takes the write lock up front. A deferred transaction that reads and then
 writes can fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) whatever the timeout.
+
+PostgreSQL under gevent: connections wait for their socket as app/pgwait.py explains.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from .extensions import db
+from . import pgwait
+from .extensions import db, under_gevent
 
 _WRITE = "hookscope_write"
 # Execution options that make a connection's next transaction a write transaction.
@@ -31,11 +34,13 @@ _CHECKED = "hookscope.storage_checked"
 
 
 def init_app(app: Flask) -> None:
-    """Tune every SQLite connection the app opens."""
+    """Tune every SQLite connection the app opens; under gevent, every PostgreSQL one."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+    elif engine.dialect.name == "postgresql" and under_gevent():
+        pgwait.install(engine)
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -167,3 +167,30 @@ def test_a_burst_published_in_batches_reaches_the_other_host_whole(cluster):
         sio.disconnect()
     assert seen["batches"] >= 1, seen  # the burst did go out in batches
     assert seen["emits"] > seen["batches"]
+
+
+def test_captures_are_stored_after_the_database_drops_every_connection(cluster):
+    """Each writer keeps its own connection between batches, with no ping: a batch that finds it
+    closed (a restart, a failover, an idle timeout) connects again and is stored, not refused."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    a, b = cluster
+    bin_ = a.create_bin()
+    for server in (a, b, a, b):
+        assert requests.post(f"{server.url}/h/{bin_['id']}", data=b"warm", timeout=10).ok
+    url = make_url(a.env["DATABASE_URL"]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        dropped = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert dropped >= 2
+    statuses = [
+        requests.post(f"{server.url}/h/{bin_['id']}", data=b"after", timeout=10).status_code
+        for server in (a, b) * 8
+    ]
+    assert statuses == [200] * 16
+    log = a.log_text() + b.log_text()
+    assert "connecting again" in log
+    assert "Traceback" not in log

@@ -1,0 +1,45 @@
+"""PostgreSQL connections for gevent workers (app/pgwait.py): they still wait cooperatively."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+from harness import POSTGRES_URL, drop_postgres_database, fresh_postgres_database
+
+from app import pgwait
+
+pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs HOOKSCOPE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def database():
+    url = fresh_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+def test_queries_pipelines_and_big_messages_go_through(database):
+    with pgwait.Connection.connect(database) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        cur = conn.cursor()
+        with conn.pipeline():
+            cur.execute("SELECT 2")
+            assert cur.fetchall() == [(2,)]
+            cur.execute("SELECT 3")
+        assert cur.fetchall() == [(3,)]
+        big = b"x" * (4 * 1024 * 1024)  # several socket buffers each way
+        assert conn.execute("SELECT %b::bytea", (big,)).fetchone() == (big,)
+
+
+def test_a_connection_waiting_for_its_reply_lets_other_greenlets_run(database):
+    """Two greenlets each wait 0.3 s for PostgreSQL at the same time: 0.3 s in all, not 0.6."""
+
+    def sleep_in_postgres() -> None:
+        with pgwait.Connection.connect(database) as conn:
+            conn.execute("SELECT pg_sleep(0.3)")
+
+    started = time.monotonic()
+    gevent.joinall([gevent.spawn(sleep_in_postgres) for _ in range(2)], raise_error=True)
+    assert time.monotonic() - started < 0.55
