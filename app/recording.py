@@ -387,11 +387,7 @@ class Store:
         except BaseException as err:
             for item in batch:
                 item.result = None
-            try:
-                conn.rollback()
-            except Exception:  # noqa: S110 - the connection is discarded below anyway
-                pass
-            conn.invalidate()  # never reuse a connection in an unknown state
+            _discard(conn)
             if isinstance(err, (sqlite3.Error, *db_errors())):
                 raise StorageUnavailable(str(err)) from err
             raise
@@ -413,11 +409,7 @@ class Store:
                 # (PASSIVE), so the WAL stays small while writers keep going.
                 cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as err:
-            try:
-                conn.rollback()
-            except sqlite3.Error:  # noqa: S110 - the connection is discarded below anyway
-                pass
-            conn.invalidate()
+            _discard(conn)
             raise StorageUnavailable(str(err)) from err
         return taken
 
@@ -655,6 +647,16 @@ def _columns(rows: list[tuple]) -> list[list]:
 def _naive_utc(moment: datetime) -> datetime:
     """A UTC time without its zone, the form the DateTime columns hold."""
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _discard(conn: Any) -> None:
+    """Roll back what a failed transaction left and drop the connection from the pool: a
+    connection in an unknown state is never reused."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: S110 - the connection is discarded anyway
+        pass
+    conn.invalidate()
 
 
 def db_errors() -> tuple[type[BaseException], ...]:
