@@ -225,11 +225,14 @@ def print_table(out: dict) -> None:
     table = []
     for name, count in (("sequential", SEQUENTIAL), ("concurrent", CONCURRENT)):
         p = large[name]
-        verdict = "ok" if p["increase_x_body"] < LARGE_TARGET_X else "MISSED"
+        # The target is per body being taken: one at a time, or all of them at once.
+        in_flight = 1 if name == "sequential" else count
+        limit = LARGE_TARGET_X * in_flight
+        verdict = "ok" if p["increase_x_body"] < limit else "MISSED"
         table.append([f"{count} x {size / MiB:.0f} MiB {name}", large["baseline_mib"],
                       p["peak_mib"], p["increase_mib"], f"{p['increase_x_body']}x",
                       f"{p['peak_x_body']}x", p["after_mib"], ",".join(map(str, p["statuses"])),
-                      f"increase < {LARGE_TARGET_X}x body: {verdict}"])  # fmt: skip
+                      f"increase < {limit}x body ({in_flight} at once): {verdict}"])  # fmt: skip
     ok = small["after_mib"] < SMALL_TARGET_MIB
     table.append([f"{small['stored']:,} x 1 KB captures", small["baseline_mib"], small["peak_mib"],
                   round(small["peak_mib"] - small["baseline_mib"], 1), "", "", small["after_mib"],
