@@ -25,6 +25,7 @@ from .extensions import under_gevent
 
 MOUNT = "/h"
 PREFIX = MOUNT + "/"
+EXTENSION = "hookscope.capture"
 log = logging.getLogger("hookscope.capture")
 # Bodies are read in pieces of this size into a buffer sized from Content-Length.
 READ_CHUNK = 256 * 1024
@@ -299,4 +300,9 @@ _REASONS = {
 
 def init_app(app: Flask) -> None:
     """Put the capture gate in front of the Flask app."""
-    app.wsgi_app = CaptureGate(app, app.wsgi_app)
+    app.wsgi_app = app.extensions[EXTENSION] = CaptureGate(app, app.wsgi_app)
+
+
+def recorder_of(app: Flask) -> recording.Recorder:
+    """The app's capture writer (one per process)."""
+    return app.extensions[EXTENSION].recorder

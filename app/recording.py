@@ -678,6 +678,7 @@ class Recorder:
         if self._gevent:
             import gevent
             from gevent.event import Event
+            from gevent.lock import Semaphore
             from gevent.threadpool import ThreadPool
 
             self._event = Event
@@ -695,10 +696,12 @@ class Recorder:
             self._indexer = gevent.spawn(self._index_run) if store.sqlite else None
             self._index_idle = Event()
             self._index_idle.set()
+            self._indexing = Semaphore()
         else:
             self._event = threading.Event
             self._lock = threading.Lock()
             self._thread = None
+            self._indexer = None
 
     def record(
         self, bin_id: str, snap: Snapshot, authorization: str | None = None
@@ -757,20 +760,39 @@ class Recorder:
             gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
             self._stored.clear()
             try:
-                while True:
-                    conn = self._store.checkout()
-                    self._index_idle.clear()
-                    try:
-                        taken = self._thread.apply(self._store.index, (conn,))
-                    finally:
-                        self._index_idle.set()
-                        conn.close()
-                    if taken < INDEX_BATCH:
-                        break
+                self._index_queue()
             except StorageUnavailable as err:  # the next stored batch, or a search, tries again
                 log.warning("indexing queued requests for search failed: %s", err)
             except Exception:  # a bug: keep the indexer alive; searches still index for themselves
                 log.exception("indexing queued requests for search failed")
+
+    def index_queued(self) -> bool:
+        """Index everything queued for search, then return (SQLite under gevent); False when
+        this recorder has no native thread, and the caller must index for itself.
+
+        The event loop stays free meanwhile: the queue is indexed a batch at a time in the
+        native thread, and captures' batches go in between. A queue can be long: requests
+        written into the database by something other than this app, or an indexer that kept
+        failing (on the loop, a million queued requests stalled the worker for a minute).
+        Raises StorageUnavailable.
+        """
+        if self._indexer is None:
+            return False
+        self._index_queue()
+        return True
+
+    def _index_queue(self) -> None:
+        with self._indexing:  # one at a time: the indexer's, or a search's
+            while True:
+                conn = self._store.checkout()
+                self._index_idle.clear()
+                try:
+                    taken = self._thread.apply(self._store.index, (conn,))
+                finally:
+                    self._index_idle.set()
+                    conn.close()
+                if taken < INDEX_BATCH:
+                    return
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from . import access, bins, live, storage
 from .api import bin_dict
 from .extensions import db
+from .recording import StorageUnavailable
 
 bp = Blueprint("views", __name__)
 
@@ -46,7 +47,10 @@ UNAVAILABLE = "the database is unavailable; try again shortly"
 
 
 @bp.app_errorhandler(DBAPIError)
-def _database_unavailable(err: DBAPIError) -> tuple[Response | str, int, dict[str, str]]:
+@bp.app_errorhandler(StorageUnavailable)  # from the capture writer's connections (search)
+def _database_unavailable(
+    err: DBAPIError | StorageUnavailable,
+) -> tuple[Response | str, int, dict[str, str]]:
     """Say the database is unreachable (503 with Retry-After) instead of a bare 500."""
     current_app.logger.error("database unavailable: %s", err.__class__.__name__)
     with suppress(DBAPIError):

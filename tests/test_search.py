@@ -883,3 +883,58 @@ def test_the_server_indexes_a_burst_without_waiting_for_a_search(server):
         timeout=10,
     )
     assert raw.content == b"burst word7"
+
+
+def test_a_search_that_indexes_a_long_queue_leaves_the_server_serving(fresh_server):
+    """A search first indexes whatever is queued. A long queue (here requests written straight
+    into the database, as a bulk import would) is indexed in the writer's native thread, a batch
+    at a time: the worker goes on answering meanwhile. On the event loop it answered nothing
+    until the search was done, and gunicorn killed it after 30 s (a million queued: a 500)."""
+    if SUITE_DATABASE != "sqlite":
+        pytest.skip("only SQLite queues requests for indexing")
+    server = fresh_server.start()
+    bin_id = server.create_bin()["id"]
+    queued = 60_000
+    conn = sqlite3.connect(server.workdir / "hookscope.db", isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type,"
+            " body_size, remote_addr, received_at, status, rejected, pinned)"
+            " VALUES (?, ?, ?, 'POST', '/bulk', '', 'text/plain', 16, '127.0.0.1',"
+            " '2026-11-23 12:00:00.000000', 200, 0, 0)",
+            ((1_000_000 + seq, bin_id, seq) for seq in range(1, queued + 1)),
+        )
+        conn.executemany(
+            "INSERT INTO payloads (request_id, url, http_version, headers, body)"
+            " VALUES (?, 'http://x/bulk', 'HTTP/1.1', '[]', ?)",
+            ((1_000_000 + seq, b"bulk item%d" % seq) for seq in range(1, queued + 1)),
+        )
+        conn.execute(
+            "UPDATE bins SET last_seq = ?, request_count = ? WHERE id = ?", (queued, queued, bin_id)
+        )
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM search_pending").fetchone()[0] == queued
+    finally:
+        conn.close()
+
+    waits: list[float] = []
+    with ThreadPoolExecutor(1) as pool:
+        search = pool.submit(
+            requests.get,
+            f"{server.url}/api/v1/bins/{bin_id}/requests",
+            params={"q": f"item{queued}"},
+            auth=server.auth,
+            timeout=120,
+        )
+        time.sleep(0.2)  # the search has begun indexing
+        while not search.done():
+            started = time.monotonic()
+            assert requests.get(f"{server.url}/healthz", timeout=60).status_code == 200
+            waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+        found = search.result()
+    assert found.status_code == 200
+    assert [r["seq"] for r in found.json()["requests"]] == [queued]
+    assert max(waits) < 1, f"the server stalled {max(waits):.1f} s while the search indexed"
+    assert len(waits) >= 3, f"the search took {len(waits)} probes only: too short to tell"
