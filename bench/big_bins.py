@@ -95,6 +95,20 @@ def one_database(kind: str, workdir: Path, launch: Callable, harness, n: int) ->
         gun.start(timeout=120)
         result["start_s"] = round(time.monotonic() - t0, 2)
         try:
+            if kind == "sqlite":
+                # The rows went in behind the app's back, so all of them wait in SQLite's search
+                # queue (migration 0004), which a running app indexes as it stores. The first
+                # search indexes the queue (in the writer's thread); it is timed apart, as a bulk
+                # import would be, and the bin is then as the app would have left it.
+                t0 = time.monotonic()
+                requests.get(
+                    f"{gun.url}/api/v1/bins/{bin_id}/requests",
+                    params={"q": "lorem"},
+                    headers=bearer(key),
+                    timeout=900,
+                ).raise_for_status()
+                result["index_queue_s"] = round(time.monotonic() - t0, 1)
+                print(f"  big sqlite: queue indexed in {result['index_queue_s']} s", flush=True)
             result["timings"] = measure(gun.url, bin_id, key, n)
             # The app must go on writing into what was generated (ids, serial, counters).
             r = requests.post(f"{gun.url}/h/{bin_id}/after", json={"after": "bulk"}, timeout=30)
