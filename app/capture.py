@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, live, ratelimits, recording, snapshot
+from . import clock, live, logs, ratelimits, recording, snapshot
 from .extensions import under_gevent
 
 MOUNT = "/h"
@@ -87,7 +87,8 @@ class CaptureGate:
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
         body = (text + "\n").encode()
-        log.info(
+        logs.info(
+            log,
             "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f",
             printable(bin_id),
             printable(environ.get("REQUEST_METHOD", "")),

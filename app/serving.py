@@ -75,17 +75,14 @@ def post_worker_init(worker) -> None:
     import logging
     import sys
 
-    from . import janitor
+    from . import janitor, logs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
-    )
+    handler = logs.LineHandler(sys.stderr)
     logger = logging.getLogger("hookscope")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
