@@ -21,6 +21,7 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from email.message import Message
 from typing import Any
 
@@ -63,6 +64,15 @@ class Headers(Message):
     """The parsed header section, in the shape pywsgi and gunicorn read (``email.message``)."""
 
     status = ""
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        # email.message's get() also passes the value through its policy, which only changes
+        # values with surrogates (never in Latin-1 text); pywsgi asks ~8 times a request.
+        name = name.lower()
+        for key, value in self._headers:
+            if key.lower() == name:
+                return value
+        return failobj
 
     def getheader(self, name: str, default: str | None = None) -> str | None:
         return self.get(name, default)
@@ -237,6 +247,16 @@ class Handler(PyWSGIHandler):
             self.wsgi_input = env["wsgi.input"] = body
             env[ABANDON] = self._abandon
         return env
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        # pywsgi's own joins each field into a line (Headers.headers) and splits it again.
+        # Underscore names stay out of the environ, as pywsgi has it (they are in RAW_HEADERS).
+        for name, value in self.headers._headers:
+            if "_" in name:
+                continue
+            key = name.replace("-", "_").upper()
+            if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+                yield "HTTP_" + key, value.strip()
 
     def _abandon(self) -> None:
         """Answer, then close the connection without reading the rest of the body."""
