@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import clock, recording
 from app.extensions import db
@@ -107,3 +109,17 @@ def test_a_batch_renews_the_expiry_of_the_bins_it_stores_into(app, client, monke
     after = client.get(f"/api/v1/bins/{bin_id}").json["expires_at"]
     assert after > before
     assert after.startswith((later + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+
+
+@given(st.lists(st.tuples(st.text(), st.text()).map(list), max_size=30))
+def test_stored_headers_are_json_dumps_of_them(headers):
+    assert recording.headers_json(headers) == json.dumps(headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[], [["X-Lone", "\ud800 surrogate"]], [["Q", '"\\\n\t\x00\x7f\xe9\u2028']], [["", ""]]],
+)
+def test_stored_headers_are_json_dumps_of_odd_ones(headers):
+    assert recording.headers_json(headers) == json.dumps(headers)
+    assert json.loads(recording.headers_json(headers)) == headers
