@@ -140,6 +140,9 @@ class _StorageNews:
         self.failure_told_at = float("-inf")
 
     def worth_telling(self, ok: bool, every: float) -> bool:
+        if ok and self.ok:
+            # Every stored capture asks: no news, and no lock (gevent's, in Python) to say so.
+            return False
         now = time.monotonic()
         with self.lock:
             if ok:
