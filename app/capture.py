@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from flask import Flask
@@ -171,8 +170,11 @@ class CaptureGate:
         if declared is not None and declared > limit:
             raise self.too_large(environ, declared)
         stream = environ["wsgi.input"]
+        timer = self._body_timer(environ)
         try:
-            with self._deadline():
+            if timer is not None:
+                timer.start()
+            try:
                 if declared is not None:
                     body = _read_exactly(stream, declared)
                 elif environ.get("wsgi.input_terminated"):
@@ -181,6 +183,9 @@ class CaptureGate:
                         raise self.too_large(environ, None)
                 else:
                     body = b""  # no length and no chunking: HTTP says there is no body
+            finally:
+                if timer is not None:
+                    timer.cancel()
         except BodyTimeout:
             _abandon(environ)
             raise Refused(
@@ -200,12 +205,17 @@ class CaptureGate:
             ) from None
         return body
 
-    def _deadline(self) -> AbstractContextManager[Any]:
+    def _body_timer(self, environ: Environ) -> Any:
+        """The gevent timer that bounds reading this body (HOOKSCOPE_BODY_TIMEOUT_SECONDS)."""
         if not self._gevent:
-            return nullcontext()
+            return None
+        seconds = self.config["HOOKSCOPE_BODY_TIMEOUT_SECONDS"]
+        timer_for = environ.get(snapshot.BODY_TIMER)
+        if timer_for is not None:
+            return timer_for(seconds, BodyTimeout)  # the connection's own, reused (app/server.py)
         import gevent
 
-        return gevent.Timeout(self.config["HOOKSCOPE_BODY_TIMEOUT_SECONDS"], BodyTimeout)
+        return gevent.Timeout(seconds, BodyTimeout)
 
     def too_large(self, environ: Environ, declared: int | None) -> Refused:
         """Say plainly what was refused and which setting changes the limit."""

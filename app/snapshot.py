@@ -17,8 +17,11 @@ from urllib.parse import quote
 # and underscore names kept, in the environ under this key...
 RAW_HEADERS = "hookscope.raw_headers"
 # ...and a callable that closes the connection after the response instead of reading (draining)
-# the rest of an unread body.
+# the rest of an unread body...
 ABANDON = "hookscope.abandon"
+# ...and one that gives the connection's reusable body timer: (seconds, exception) -> a
+# gevent.Timeout to start before reading the body and cancel after.
+BODY_TIMER = "hookscope.body_timer"
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 

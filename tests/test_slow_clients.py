@@ -201,3 +201,45 @@ def test_a_head_that_does_not_arrive_in_time_closes_the_connection(tmp_path, idl
                     break
         assert closed_at is not None, "the connection was never closed"
         assert HEAD_TIMEOUT - 0.5 <= closed_at <= HEAD_TIMEOUT + 1.5
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Read one short response (head and its Content-Length of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(v for k, v in (line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+                      if k.lower() == b"content-length"))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_each_body_on_a_kept_alive_connection_gets_the_whole_body_timeout(tmp_path):
+    """The body timer is per connection and restarted per request: idle time after an answered
+    capture never counts against the next body, and a body that stalls is still answered 408."""
+    env = {"HOOKSCOPE_BODY_TIMEOUT_SECONDS": "1", "HOOKSCOPE_HEAD_TIMEOUT_SECONDS": "10"}
+    with Gunicorn(tmp_path, env=env) as server:
+        bin_ = server.create_bin()
+        head = f"POST /h/{bin_['id']} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            for _ in range(2):
+                sock.sendall(head + b"0123456789")
+                assert read_response(sock).startswith(b"HTTP/1.1 200")
+                time.sleep(1.5)  # idle for longer than a body may take
+            sock.sendall(head + b"01")  # and then the body stalls
+            started = time.monotonic()
+            answer = read_response(sock)
+            waited = time.monotonic() - started
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert b"HOOKSCOPE_BODY_TIMEOUT_SECONDS" in answer
+            assert 0.5 <= waited <= 3
+            assert sock.recv(65536) == b""  # closed
+        stored = requests.get(
+            f"{server.url}/api/v1/bins/{bin_['id']}", auth=server.auth, timeout=10
+        ).json()
+        assert stored["last_seq"] == 2
