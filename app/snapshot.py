@@ -89,8 +89,9 @@ def raw_target(environ: Mapping[str, Any]) -> str:
         path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/%")
         query = environ.get("QUERY_STRING", "")
         return f"{path}?{query}" if query else path
-    if "://" in target.split("?", 1)[0]:
-        # absolute-form ("GET http://host/h/x HTTP/1.1"): keep what follows the authority.
+    if not target.startswith("/") and "://" in target.split("?", 1)[0]:
+        # absolute-form ("GET http://host/h/x HTTP/1.1"): keep what follows the authority. A
+        # path (origin-form, always "/...") may hold "://" too: /h/x/callback/https://a/b.
         after_scheme = target.split("://", 1)[1]
         slash = after_scheme.find("/")
         target = after_scheme[slash:] if slash >= 0 else "/"

@@ -34,6 +34,9 @@ def take(env: dict, body: bytes = b"") -> snapshot.Snapshot:
         ("/h/abc?a=1&a=2&b=", "", "a=1&a=2&b="),
         ("/h/abc?", "", ""),
         ("http://hooks.example/h/abc/x?y=1", "/x", "y=1"),
+        ("/h/abc/to/https://a.example/b?u=http://c", "/to/https://a.example/b", "u=http://c"),
+        ("/h/abc/x?u=https://a.example/b", "/x", "u=https://a.example/b"),
+        ("http://hooks.example/h/abc/to/http://a/b", "/to/http://a/b", ""),
     ],
 )
 def test_path_and_query_are_kept_as_sent(raw_uri, path, query):
