@@ -149,6 +149,11 @@ class Body(pywsgi.Input):
             super()._discard()
 
 
+# pywsgi's get_environ makes each request's body stream from the module's Input: make it ours
+# rather than replace the one it made (a second object for every request).
+pywsgi.Input = Body
+
+
 class _DateHeader:
     """pywsgi's ``format_date_time``, formatted once a second instead of for every response."""
 
@@ -239,14 +244,7 @@ class Handler(PyWSGIHandler):
         env[RAW_HEADERS] = tuple(self.headers._headers)
         # simple-websocket (Socket.IO's WebSocket transport) finds the connection under this name.
         env["gunicorn.socket"] = self.socket
-        if env["wsgi.input"] is self.wsgi_input:
-            body = Body(
-                self.rfile,
-                self.content_length,
-                socket=self.wsgi_input.socket,
-                chunked_input=self.wsgi_input.chunked_input,
-            )
-            self.wsgi_input = env["wsgi.input"] = body
+        if env["wsgi.input"] is self.wsgi_input:  # a Body (pywsgi.Input, below)
             env[ABANDON] = self._abandon
             env[BODY_TIMER] = self.body_timer
         return env
