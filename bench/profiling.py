@@ -48,6 +48,7 @@ def flamegraph(pid: int, seconds: int, svg: Path, rate: int = 200) -> None:
     )  # fmt: skip
 
 
+REPO = str(Path(__file__).resolve().parent.parent)
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -57,7 +58,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame
     path = m["file"]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", f"{REPO}/", "lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -72,7 +73,7 @@ COMPONENTS = [
     ("  snapshot.take", "take (app/snapshot.py"),
     ("  Recorder.record (queue + wait)", "record (app/recording.py"),
     ("  live.publish_capture (Socket.IO emit)", "publish_capture (app/live.py"),
-    ("  capture log line", "info (logging/__init__.py"),
+    ("  capture log line", "info (app/logs.py"),
     ("group-commit writer: Store.write", "write (app/recording.py"),
     ("  pool checkout (pre-ping)", "checkout (app/recording.py"),
     ("pywsgi: read request line + headers", "read_request (gevent/pywsgi.py"),
