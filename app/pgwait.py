@@ -77,6 +77,13 @@ def _gevent() -> tuple[dict[Any, Callable[..., Any]], Callable[[], Any]]:
     return on_hub, get_original("select", "poll")
 
 
+def readable(fileno: int) -> bool:
+    """Tell, without waiting, whether the socket has something to read (or its end)."""
+    poll = _gevent()[1]()
+    poll.register(fileno, select.POLLIN)
+    return bool(poll.poll(0))
+
+
 class Connection(psycopg.Connection):
     """A psycopg connection that waits with ``wait`` above."""
 

@@ -342,6 +342,10 @@ class Store:
         BEGIN themselves), and replaces it when a batch's first round trip finds it dead: nothing
         can have been stored then, so the batch goes again, as a ping would have made it.
         """
+        if self._own is not None and not _idle_and_open(self._own.dbapi_connection):
+            log.warning("the database closed the writer's connection; connecting again")
+            self._own.invalidate()
+            self._own = None
         for _ in range(2):
             reused = self._own is not None
             if not reused:
@@ -662,6 +666,16 @@ def _columns(rows: list[tuple]) -> list[list]:
 def _naive_utc(moment: datetime) -> datetime:
     """A UTC time without its zone, the form the DateTime columns hold."""
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _idle_and_open(pg: Any) -> bool:
+    """Tell whether an idle psycopg connection can take the next batch. Between transactions
+    the server sends nothing unasked: what it sends when it ends the connection (a restart, an
+    administrator, an idle timeout) is an error, then the end of the stream. A batch that met
+    the error first would fail before it learned the connection was gone."""
+    from . import pgwait
+
+    return not (pg.broken or pg.closed or pgwait.readable(pg.pgconn.socket))
 
 
 def _discard(conn: Any) -> None:

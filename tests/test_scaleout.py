@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 
 import pytest
 import requests
@@ -180,12 +181,14 @@ def test_captures_are_stored_after_the_database_drops_every_connection(cluster):
     for server in (a, b, a, b):
         assert requests.post(f"{server.url}/h/{bin_['id']}", data=b"warm", timeout=10).ok
     url = make_url(a.env["DATABASE_URL"]).set(drivername="postgresql")
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
-        dropped = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()[0]
-    assert dropped >= 2
+        dropped = conn.execute(f"SELECT count(pg_terminate_backend(pid)) {others}").fetchone()[0]
+        assert dropped >= 2
+        deadline = time.monotonic() + 10
+        while conn.execute(f"SELECT count(*) {others}").fetchone()[0]:
+            assert time.monotonic() < deadline, "the terminated backends did not go"
+            time.sleep(0.05)  # they are gone, as after a restart
     statuses = [
         requests.post(f"{server.url}/h/{bin_['id']}", data=b"after", timeout=10).status_code
         for server in (a, b) * 8
