@@ -352,6 +352,11 @@ class Store:
                 self._own = self._connect_own()
             try:
                 self.write(self._own, batch)
+                if sum(len(item.snap.body) for item in batch) > PIPELINE_BATCH_BYTES:
+                    # libpq's send buffer grows to the biggest message sent and never shrinks:
+                    # kept, the connection would hold on to a 25 MiB body's worth for good.
+                    self._own.close()
+                    self._own = None
                 return
             except _Stale as err:
                 self._own = None
