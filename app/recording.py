@@ -339,8 +339,9 @@ class Store:
 
         A pooled connection is pinged at every checkout, two round trips more a batch (BEGIN,
         SELECT 1). The writer keeps one connection instead, in autocommit mode (its batches say
-        BEGIN themselves), and replaces it when a batch's first round trip finds it dead: nothing
-        can have been stored then, so the batch goes again, as a ping would have made it.
+        BEGIN themselves). It replaces the connection when the server has ended it while idle
+        (``_idle_and_open``), or when a batch's first round trip finds it dead: nothing can have
+        been stored then, so the batch goes again, as a ping would have made it.
         """
         if self._own is not None and not _idle_and_open(self._own.dbapi_connection):
             log.warning("the database closed the writer's connection; connecting again")
@@ -736,6 +737,9 @@ class Recorder:
             self._lock = threading.Lock()
             self._thread = None
             self._indexer = None
+            self._index_idle = threading.Event()
+            self._index_idle.set()
+            self._indexing = threading.Lock()
 
     def record(
         self, bin_id: str, snap: Snapshot, authorization: str | None = None
@@ -794,34 +798,29 @@ class Recorder:
             gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
             self._stored.clear()
             try:
-                self._index_queue()
+                self.index_queued()
             except StorageUnavailable as err:  # the next stored batch, or a search, tries again
                 log.warning("indexing queued requests for search failed: %s", err)
             except Exception:  # a bug: keep the indexer alive; searches still index for themselves
                 log.exception("indexing queued requests for search failed")
 
-    def index_queued(self) -> bool:
-        """Index everything queued for search, then return (SQLite under gevent); False when
-        this recorder has no native thread, and the caller must index for itself.
+    def index_queued(self) -> None:
+        """Index everything queued for search (SQLite), then return. Raises StorageUnavailable.
 
-        The event loop stays free meanwhile: the queue is indexed a batch at a time in the
-        native thread, and captures' batches go in between. A queue can be long: requests
+        Under gevent the event loop stays free meanwhile: the queue is indexed a batch at a time
+        in the native thread, and captures' batches go in between. A queue can be long: requests
         written into the database by something other than this app, or an indexer that kept
         failing (on the loop, a million queued requests stalled the worker for a minute).
-        Raises StorageUnavailable.
         """
-        if self._indexer is None:
-            return False
-        self._index_queue()
-        return True
-
-    def _index_queue(self) -> None:
         with self._indexing:  # one at a time: the indexer's, or a search's
             while True:
                 conn = self._store.checkout()
                 self._index_idle.clear()
                 try:
-                    taken = self._thread.apply(self._store.index, (conn,))
+                    if self._thread is None:
+                        taken = self._store.index(conn)
+                    else:
+                        taken = self._thread.apply(self._store.index, (conn,))
                 finally:
                     self._index_idle.set()
                     conn.close()

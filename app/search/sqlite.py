@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import text
 
-from .. import capture, recording, storage
+from .. import capture
 from ..extensions import db
 from .rows import COLUMNS, Found, filters, read
 
@@ -18,18 +18,12 @@ def catch_up() -> None:
     """Index every queued request, so the session's next read finds them.
 
     Ends the session's current transaction: a read transaction keeps the snapshot it began with.
-    Under gevent the capture writer's native thread does the work (``Recorder.index_queued``),
-    so that the event loop goes on serving meanwhile, and this greenlet waits.
+    The capture writer does the work (``Recorder.index_queued``): under gevent in its native
+    thread, so that the event loop goes on serving meanwhile, and this greenlet waits.
     """
     if not db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_pending)")):
         return
-    if capture.recorder_of(current_app).index_queued():
-        db.session.commit()
-        return
-    storage.begin_write()
-    cur = db.session.connection().connection.cursor()
-    while recording.index_pending(cur) == recording.INDEX_BATCH:
-        pass
+    capture.recorder_of(current_app).index_queued()
     db.session.commit()
 
 
