@@ -45,7 +45,10 @@ def on_starting(server) -> None:
 
     from . import bins, create_app
 
-    app = create_app()
+    # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
+    # starts a Timer thread, which every forked worker inherited and died on (a traceback per
+    # boot).
+    app = create_app({"RATELIMIT_ENABLED": False})
     with app.app_context():
         upgrade()
         bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])
