@@ -7,6 +7,7 @@ migrations run once, in the master, before any worker starts.
 from __future__ import annotations
 
 import ctypes
+import os
 
 from .config import server_settings
 
@@ -95,3 +96,4 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    logger.info("worker [%d] serving", os.getpid())

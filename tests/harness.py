@@ -110,6 +110,10 @@ class ReadKeys(AuthBase):
         return r
 
 
+# What each worker logs once it is about to serve (app/serving.py, post_worker_init).
+SERVING = "] serving"
+
+
 class Gunicorn:
     """One gunicorn master with its production settings (app/serving.py)."""
 
@@ -143,12 +147,18 @@ class Gunicorn:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        # Every worker, not just the first one up: a load that starts while a worker is still
+        # booting lands on the others for good (keep-alive connections stay where accepted).
+        workers = int(self.env.get("HOOKSCOPE_WORKERS", "1"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_path.read_text()[-4000:]}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if (
+                    self.log_text().count(SERVING) >= workers
+                    and requests.get(self.url + "/healthz", timeout=1).status_code == 200
+                ):
                     return self
             except requests.ConnectionError:
                 pass
