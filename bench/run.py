@@ -112,6 +112,12 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help="scaleout: spread the load over this many bins (1 = one hot bin)",
     )
+    ap.add_argument(
+        "--scaleout-connections",
+        type=int,
+        default=32,
+        help="scaleout: wrk connections (the issue's ingest figures use 32 and 256)",
+    )
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
@@ -419,7 +425,13 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 )
             else:
                 out[name] = scaleout.run(
-                    launch, harness, args.runs, args.seconds, args.redis_url, args.scaleout_bins
+                    launch,
+                    harness,
+                    args.runs,
+                    args.seconds,
+                    args.redis_url,
+                    args.scaleout_bins,
+                    args.scaleout_connections,
                 )
         except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, the others go on
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -65,11 +65,17 @@ class PrivateRedis:
 
 
 def run(
-    launch: Callable, harness, runs: int, seconds: float, redis_url: str, bins: int = 1
+    launch: Callable,
+    harness,
+    runs: int,
+    seconds: float,
+    redis_url: str,
+    bins: int = 1,
+    connections: int = CONNECTIONS,
 ) -> dict:
     """``bins``: 1 is one hot bin (every batch of every process locks the same bin row); more
-    spread the same load over that many bins in turn."""
-    out: dict = {"connections": CONNECTIONS, "seconds": seconds, "bins": bins, "runs": []}
+    spread the same load over that many bins in turn (each batch then locks all of them)."""
+    out: dict = {"connections": connections, "seconds": seconds, "bins": bins, "runs": []}
     private = None
     if not redis_answers(redis_url):
         private = PrivateRedis(harness.free_port()).__enter__()
@@ -80,11 +86,12 @@ def run(
         for run_no in range(runs):
             order = names[run_no % len(names) :] + names[: run_no % len(names)]
             for name in order:
-                r = one(launch, harness, name, CONFIGS[name], seconds, redis_url, bins)
+                r = one(launch, harness, name, CONFIGS[name], seconds, redis_url, bins, connections)
                 r["run"] = run_no + 1
                 out["runs"].append(r)
                 print(f"  scaleout run {run_no + 1} {name}: {r.get('captures_per_s')}/s "
                       f"lost {r.get('lost')} workers cpu {r.get('workers_cpu_pct')}% "
+                      f"(each {r.get('worker_cpu_pct_each')}) "
                       f"machine {r.get('machine_busy_pct')}% {r.get('error', '')}",
                       flush=True)  # fmt: skip
     finally:
@@ -96,7 +103,14 @@ def run(
 
 
 def one(
-    launch: Callable, harness, name: str, cfg: dict, seconds: float, redis_url: str, bins: int
+    launch: Callable,
+    harness,
+    name: str,
+    cfg: dict,
+    seconds: float,
+    redis_url: str,
+    bins: int,
+    connections: int,
 ) -> dict:
     env = {"HOOKSCOPE_WORKERS": str(cfg["workers"])}
     db_url = None
@@ -112,12 +126,20 @@ def one(
                 result["worker_pids"] = len(pids)
                 made = [gun.create_bin() for _ in range(bins)]
                 targets = [(created["id"], created["read_key"]) for created in made]
-                cpu0, busy0, t0 = sum(map(cpu_seconds, pids)), machine_busy(), time.monotonic()
-                r = ingest_bins(gun.url, targets, CONNECTIONS, seconds, True)
+                if len(pids) != cfg["workers"]:
+                    raise RuntimeError(f"{len(pids)} workers running, not {cfg['workers']}")
+                cpu0, busy0, t0 = list(map(cpu_seconds, pids)), machine_busy(), time.monotonic()
+                r = ingest_bins(gun.url, targets, connections, seconds, True)
                 elapsed = time.monotonic() - t0
+                # Each worker's share shows how the kernel spread wrk's keep-alive connections.
+                each = [
+                    round(100 * (cpu_seconds(pid) - before) / elapsed, 1)
+                    for pid, before in zip(pids, cpu0, strict=True)
+                ]
                 result.update(
                     {k: v for k, v in r.items() if k != "raw"},
-                    workers_cpu_pct=round(100 * (sum(map(cpu_seconds, pids)) - cpu0) / elapsed, 1),
+                    workers_cpu_pct=round(sum(each), 1),
+                    worker_cpu_pct_each=each,
                     machine_busy_pct=busy_pct(busy0, machine_busy()),
                 )
             finally:
@@ -161,7 +183,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def print_table(out: dict, runs: int) -> None:
     s = out["summary"]
-    print(f"\nscale-out: wrk {CONNECTIONS} connections to {out['bins']} bin(s), "
+    print(f"\nscale-out: wrk {out['connections']} connections to {out['bins']} bin(s), "
           f"{out['seconds']:g} s; medians of {runs} run(s); Redis {out['redis_url']}")  # fmt: skip
     head = ["configuration", "captures/s", "runs", "p50 ms", "p99 ms", "workers CPU %",
             "machine busy %", "lost", "non-2xx", "stored==2xx", "log problems"]  # fmt: skip
