@@ -124,10 +124,10 @@ def one(
             try:
                 pids = worker_pids(gun.proc.pid)
                 result["worker_pids"] = len(pids)
-                made = [gun.create_bin() for _ in range(bins)]
-                targets = [(created["id"], created["read_key"]) for created in made]
                 if len(pids) != cfg["workers"]:
                     raise RuntimeError(f"{len(pids)} workers running, not {cfg['workers']}")
+                made = [gun.create_bin() for _ in range(bins)]
+                targets = [(created["id"], created["read_key"]) for created in made]
                 cpu0, busy0, t0 = list(map(cpu_seconds, pids)), machine_busy(), time.monotonic()
                 r = ingest_bins(gun.url, targets, connections, seconds, True)
                 elapsed = time.monotonic() - t0
