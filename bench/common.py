@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import resource
 import statistics
 import threading
 import time
@@ -24,6 +25,51 @@ def worker_pids(master: int) -> list[int]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(names: dict[int, str] | None = None) -> dict[tuple[int, int], tuple[str, float]]:
+    """Return every live process's CPU seconds so far, keyed by (pid, start time), with its kind.
+
+    The kind is ``names[pid]`` when given, else the command name (comm), with a kernel worker's
+    current task left off: a kworker renames itself as it works.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[tuple[int, int], tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        head, tail = text.rsplit(")", 1)
+        pid, comm = head.split(" (", 1)
+        fields = tail.split()
+        kind = comm.split("/", 1)[0] if comm.startswith("kworker") else comm
+        kind = (names or {}).get(int(pid), kind)
+        out[(int(pid), int(fields[19]))] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    # Children that have ended and been waited for are in /proc no more: the benches' only such
+    # child is the load generator (wrk) once its run is over.
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out[(0, 0)] = ("wrk", ended.ru_utime + ended.ru_stime)
+    return out
+
+
+def cpu_ms_per_item(
+    before: dict[tuple[int, int], tuple[str, float]],
+    after: dict[tuple[int, int], tuple[str, float]],
+    items: int,
+) -> dict[str, float]:
+    """CPU ms per item of each kind of process between two ``cpu_by_process`` readings.
+
+    A process that started in between counts from zero; one that ended in between is lost.
+    """
+    used: dict[str, float] = {}
+    for key, (kind, seconds) in after.items():
+        used[kind] = used.get(kind, 0.0) + seconds - before.get(key, (kind, 0.0))[1]
+    return {
+        kind: round(1000 * seconds / items, 3)
+        for kind, seconds in sorted(used.items(), key=lambda kv: -kv[1])
+        if seconds > 0 and items
+    }
 
 
 def machine_busy() -> tuple[int, int]:

@@ -9,6 +9,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -150,9 +151,18 @@ def ingest(base: str, bin_id: str, key: str, connections: int, seconds: float, p
 
 
 def ingest_bins(
-    base: str, bins: list[tuple[str, str]], connections: int, seconds: float, page: bool
+    base: str,
+    bins: list[tuple[str, str]],
+    connections: int,
+    seconds: float,
+    page: bool,
+    loaded: Callable[[], object] | None = None,
 ) -> dict:
-    """Load fresh bins (id, read key) in turn and account for every capture, summed over them."""
+    """Load fresh bins (id, read key) in turn and account for every capture, summed over them.
+
+    ``loaded`` is called as soon as the load generator stops, before the accounting's own requests:
+    what it measures (CPU, say) covers the load alone.
+    """
     if len(bins) == 1:
         load = run_load(f"{base}/h/{bins[0][0]}", connections, seconds)
     else:
@@ -160,6 +170,8 @@ def ingest_bins(
             raise RuntimeError("spreading load over several bins needs wrk")
         paths = [f"/h/{bin_id}" for bin_id, _ in bins]
         load = run_wrk(base + paths[0], connections, seconds, paths=paths)
+    if loaded is not None:
+        loaded()
     stored, rows, distinct = 0, 0 if page else None, 0 if page else None
     for bin_id, key in bins:
         stored += settled_last_seq(base, bin_id, key)

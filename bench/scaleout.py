@@ -3,10 +3,20 @@
 Each configuration gets a fresh server (and a fresh PostgreSQL database) per run; the order of the
 configurations rotates between runs so drift on a shared machine favours none. Every run checks that
 each 2xx answer was stored, as the ingest scenario does.
+
+Two readings say what the 2-worker figure could be on this machine:
+
+- a control: the same PostgreSQL + Redis servers, 1 and 2 workers, answering GETs of an unknown
+  page (Flask's 404, no database). It shows what this machine and load generator give a second
+  worker when the worker is all the work;
+- the CPU each kind of process (workers, PostgreSQL, wrk, Redis, the kernel's threads) spends per
+  capture, and from it the "ceiling": the captures/s two workers would reach with the whole
+  machine busy at the CPU per capture they use now (captures/s / machine busy share).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import subprocess
@@ -15,15 +25,28 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import busy_pct, cpu_seconds, machine_busy, print_rows, problems, worker_pids
-from ingest import ingest_bins
+from common import (
+    busy_pct,
+    cpu_by_process,
+    cpu_ms_per_item,
+    cpu_seconds,
+    machine_busy,
+    print_rows,
+    problems,
+    worker_pids,
+)
+from ingest import WRK, ingest_bins
 
 CONNECTIONS = 32
 CONFIGS = {
     "sqlite, 1 worker": {"workers": 1, "postgres": False},
     "postgres+redis, 1 worker": {"workers": 1, "postgres": True},
     "postgres+redis, 2 workers": {"workers": 2, "postgres": True},
+    "control: GET 404, 1 worker": {"workers": 1, "postgres": True, "control": True},
+    "control: GET 404, 2 workers": {"workers": 2, "postgres": True, "control": True},
 }
+# Not a route: Flask answers 404 without touching the database.
+CONTROL_PATH = "/bench-control-no-such-page"
 TARGET_RATIO = 1.6
 
 
@@ -89,8 +112,9 @@ def run(
                 r = one(launch, harness, name, CONFIGS[name], seconds, redis_url, bins, connections)
                 r["run"] = run_no + 1
                 out["runs"].append(r)
-                print(f"  scaleout run {run_no + 1} {name}: {r.get('captures_per_s')}/s "
-                      f"lost {r.get('lost')} workers cpu {r.get('workers_cpu_pct')}% "
+                rate = r.get("requests_per_s" if CONFIGS[name].get("control") else "captures_per_s")
+                print(f"  scaleout run {run_no + 1} {name}: {rate}/s "
+                      f"lost {r.get('lost', '-')} workers cpu {r.get('workers_cpu_pct')}% "
                       f"(each {r.get('worker_cpu_pct_each')}) "
                       f"machine {r.get('machine_busy_pct')}% {r.get('error', '')}",
                       flush=True)  # fmt: skip
@@ -100,6 +124,24 @@ def run(
     out["summary"] = summarise(out["runs"])
     print_table(out, runs)
     return out
+
+
+def get_load(
+    url: str, connections: int, seconds: float, loaded: Callable[[], object]
+) -> dict[str, float | int]:
+    """GET ``url`` with wrk; every answer must be the 404 this path gives."""
+    cmd = [WRK, "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", url]
+    text = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    loaded()
+    total = int(re.search(r"(\d+) requests in ([\d.]+)s", text)[1])
+    elapsed = float(re.search(r"(\d+) requests in ([\d.]+)s", text)[2])
+    not_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    if not_2xx is None or int(not_2xx[1]) != total or errors:
+        raise RuntimeError(f"control: not every answer was the 404 it should be:\n{text}")
+    return {"requests": total, "requests_per_s": round(total / elapsed, 1)}
 
 
 def one(
@@ -126,21 +168,40 @@ def one(
                 result["worker_pids"] = len(pids)
                 if len(pids) != cfg["workers"]:
                     raise RuntimeError(f"{len(pids)} workers running, not {cfg['workers']}")
-                made = [gun.create_bin() for _ in range(bins)]
-                targets = [(created["id"], created["read_key"]) for created in made]
+                names = {pid: "gunicorn workers" for pid in pids}
+                targets = None
+                if not cfg.get("control"):
+                    made = [gun.create_bin() for _ in range(bins)]
+                    targets = [(created["id"], created["read_key"]) for created in made]
+                by_process0 = cpu_by_process(names)
                 cpu0, busy0, t0 = list(map(cpu_seconds, pids)), machine_busy(), time.monotonic()
-                r = ingest_bins(gun.url, targets, connections, seconds, True)
-                elapsed = time.monotonic() - t0
+                ends: dict = {}
+
+                def loaded() -> None:  # the load's end, before the accounting's requests
+                    ends.update(
+                        elapsed=time.monotonic() - t0,
+                        cpu=list(map(cpu_seconds, pids)),
+                        busy=machine_busy(),
+                        by_process=cpu_by_process(names),
+                    )
+
+                if targets is None:
+                    r = get_load(gun.url + CONTROL_PATH, connections, seconds, loaded)
+                    items = r["requests"]
+                else:
+                    r = ingest_bins(gun.url, targets, connections, seconds, True, loaded)
+                    items = r["ok_2xx"]
                 # Each worker's share shows how the kernel spread wrk's keep-alive connections.
                 each = [
-                    round(100 * (cpu_seconds(pid) - before) / elapsed, 1)
-                    for pid, before in zip(pids, cpu0, strict=True)
+                    round(100 * (after - before) / ends["elapsed"], 1)
+                    for after, before in zip(ends["cpu"], cpu0, strict=True)
                 ]
                 result.update(
                     {k: v for k, v in r.items() if k != "raw"},
                     workers_cpu_pct=round(sum(each), 1),
                     worker_cpu_pct_each=each,
-                    machine_busy_pct=busy_pct(busy0, machine_busy()),
+                    machine_busy_pct=busy_pct(busy0, ends["busy"]),
+                    cpu_ms_per_item=cpu_ms_per_item(by_process0, ends["by_process"], items),
                 )
             finally:
                 gun.stop()
@@ -155,29 +216,56 @@ def one(
 
 
 def summarise(runs: list[dict]) -> dict:
-    summary = {}
-    for name in CONFIGS:
+    summary: dict = {}
+    for name, cfg in CONFIGS.items():
         mine = [r for r in runs if r["config"] == name and "error" not in r]
 
         def med(key: str, mine: list[dict] = mine) -> float | None:
             return statistics.median(r[key] for r in mine) if mine else None
 
+        kinds = {kind for r in mine for kind in r["cpu_ms_per_item"]}
+        per_item = {
+            kind: statistics.median(r["cpu_ms_per_item"].get(kind, 0.0) for r in mine)
+            for kind in kinds
+        }
+        rate = "requests_per_s" if cfg.get("control") else "captures_per_s"
         summary[name] = {
             "runs": len(mine),
-            "captures_per_s": med("captures_per_s"),
-            "captures_per_s_runs": [r["captures_per_s"] for r in mine],
-            "p50_ms": med("p50_ms"),
-            "p99_ms": med("p99_ms"),
+            rate: med(rate),
+            f"{rate}_runs": [r[rate] for r in mine],
             "workers_cpu_pct": med("workers_cpu_pct"),
             "machine_busy_pct": med("machine_busy_pct"),
-            "lost": sum(r["lost"] for r in mine),
-            "non_2xx": sum(r["non_2xx"] for r in mine),
-            "accounting_ok": all(r["accounting_ok"] for r in mine),
+            # CPU ms per capture (per request for the control), median of each kind of process.
+            "cpu_ms_per_item": dict(sorted(per_item.items(), key=lambda kv: -kv[1])),
             "log_problems": sum(r.get("log_problem_count", 0) for r in runs if r["config"] == name),
         }
-    one_w = summary["postgres+redis, 1 worker"]["captures_per_s"]
-    two_w = summary["postgres+redis, 2 workers"]["captures_per_s"]
-    summary["ratio_2_over_1"] = round(two_w / one_w, 2) if one_w and two_w else None
+        if mine:
+            # At the CPU per capture of this configuration, what a fully busy machine would give.
+            summary[name]["full_machine_per_s"] = statistics.median(
+                r[rate] * 100 / r["machine_busy_pct"] for r in mine if r["machine_busy_pct"]
+            )
+        if not cfg.get("control"):
+            summary[name].update(
+                p50_ms=med("p50_ms"),
+                p99_ms=med("p99_ms"),
+                lost=sum(r["lost"] for r in mine),
+                non_2xx=sum(r["non_2xx"] for r in mine),
+                accounting_ok=all(r["accounting_ok"] for r in mine),
+            )
+
+    def ratio(two: str, one: str, key: str) -> float | None:
+        a, b = summary[one].get(key), summary[two].get(key)
+        return round(b / a, 2) if a and b else None
+
+    summary["ratio_2_over_1"] = ratio(
+        "postgres+redis, 2 workers", "postgres+redis, 1 worker", "captures_per_s"
+    )
+    summary["control_ratio_2_over_1"] = ratio(
+        "control: GET 404, 2 workers", "control: GET 404, 1 worker", "requests_per_s"
+    )
+    full = summary["postgres+redis, 2 workers"].get("full_machine_per_s")
+    one_w = summary["postgres+redis, 1 worker"].get("captures_per_s")
+    summary["ceiling_ratio_2_over_1"] = round(full / one_w, 2) if full and one_w else None
     return summary
 
 
@@ -185,18 +273,49 @@ def print_table(out: dict, runs: int) -> None:
     s = out["summary"]
     print(f"\nscale-out: wrk {out['connections']} connections to {out['bins']} bin(s), "
           f"{out['seconds']:g} s; medians of {runs} run(s); Redis {out['redis_url']}")  # fmt: skip
+    ingest = [name for name, cfg in CONFIGS.items() if not cfg.get("control")]
+    controls = [name for name, cfg in CONFIGS.items() if cfg.get("control")]
     head = ["configuration", "captures/s", "runs", "p50 ms", "p99 ms", "workers CPU %",
             "machine busy %", "lost", "non-2xx", "stored==2xx", "log problems"]  # fmt: skip
     table = [
         [name, v["captures_per_s"], v["captures_per_s_runs"], v["p50_ms"], v["p99_ms"],
          v["workers_cpu_pct"], v["machine_busy_pct"], v["lost"], v["non_2xx"],
          "ok" if v["accounting_ok"] else "FAILED", v["log_problems"]]
-        for name, v in s.items() if name in CONFIGS
+        for name in ingest for v in [s[name]]
+    ]  # fmt: skip
+    print_rows(head, table)
+    print()
+    head = ["control (no database)", "requests/s", "runs", "workers CPU %", "machine busy %",
+            "log problems"]  # fmt: skip
+    table = [
+        [name, v["requests_per_s"], v["requests_per_s_runs"], v["workers_cpu_pct"],
+         v["machine_busy_pct"], v["log_problems"]]
+        for name in controls for v in [s[name]]
+    ]  # fmt: skip
+    print_rows(head, table)
+    print("\nCPU ms per capture (per request for the controls), by kind of process:")
+    kinds: list[str] = []
+    for name in CONFIGS:
+        for kind in list(s[name]["cpu_ms_per_item"])[:5]:
+            if kind not in kinds:
+                kinds.append(kind)
+    head = ["configuration", *kinds, "all", "full machine /s"]
+    table = [
+        [name, *(round(v["cpu_ms_per_item"].get(k, 0.0), 3) for k in kinds),
+         round(sum(v["cpu_ms_per_item"].values()), 3), _round(v.get("full_machine_per_s"))]
+        for name in CONFIGS for v in [s[name]]
     ]  # fmt: skip
     print_rows(head, table)
     ratio = s["ratio_2_over_1"]
     verdict = "-" if ratio is None else ("ok" if ratio >= TARGET_RATIO else "MISSED")
     print(f"postgres+redis 2 workers / 1 worker: {ratio}x (target >= {TARGET_RATIO}x: {verdict})")
+    print(f"  control, 2 workers / 1 worker: {s['control_ratio_2_over_1']}x")
+    print(f"  2 workers with the machine 100% busy at their CPU per capture, / 1 worker: "
+          f"{s['ceiling_ratio_2_over_1']}x")  # fmt: skip
     for r in out["runs"]:
         if "error" in r:
             print(f"  run {r['run']} {r['config']}: {r['error']}")
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x)
