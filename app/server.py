@@ -205,6 +205,11 @@ class Handler(PyWSGIHandler):
         # One timer per connection, started for each request's head: cheaper than a new one each.
         if self._head_timer is None:
             self._head_timer = gevent.Timeout(self.head_timeout, HeadTimeout("request head"))
+        else:
+            # A keep-alive connection's next request: let the others have their turn first.
+            # Reading a request already in the socket's buffer does not wait, so without this
+            # a few busy connections keep the worker and the rest wait for seconds.
+            gevent.sleep(0)
         self._head_timer.cancel()
         self._head_timer.start()
         return super().read_requestline()

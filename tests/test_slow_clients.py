@@ -243,3 +243,44 @@ def test_each_body_on_a_kept_alive_connection_gets_the_whole_body_timeout(tmp_pa
             f"{server.url}/api/v1/bins/{bin_['id']}", auth=server.auth, timeout=10
         ).json()
         assert stored["last_seq"] == 2
+
+
+PIPELINED = 2000
+STATUS_LINE = b"HTTP/1.1 404 "
+
+
+def test_a_connection_whose_next_request_always_waits_takes_turns_with_the_others(tmp_path):
+    """A client pipelining requests has its next one in the socket whenever the worker looks:
+    reading it never waits, so nothing would make that connection give the worker up. Another
+    connection's request must be answered long before the pipelined ones are, not after."""
+    request = b"GET /no-such-page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with Gunicorn(tmp_path) as server:
+        busy = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+        answered = [0]
+
+        def count_answers() -> None:
+            tail = b""
+            while answered[0] < PIPELINED:
+                chunk = busy.recv(1 << 16)
+                if not chunk:
+                    return
+                seen = tail + chunk
+                answered[0] += seen.count(STATUS_LINE)
+                tail = seen[-(len(STATUS_LINE) - 1) :]  # a status line split between reads
+
+        reader = threading.Thread(target=count_answers)
+        reader.start()
+        try:
+            busy.sendall(request * PIPELINED)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=60) as other:
+                other.sendall(request)
+                answer = read_response(other)
+            busy_answered_before = answered[0]
+            reader.join(60)
+        finally:
+            busy.close()
+        assert answer.startswith(STATUS_LINE)
+        assert answered[0] == PIPELINED, "every pipelined request is answered, in the end"
+        assert busy_answered_before < PIPELINED // 4, (
+            f"the other connection waited for {busy_answered_before} of the busy one's requests"
+        )
