@@ -353,7 +353,7 @@ class Store:
                 self._own = self._connect_own()
             try:
                 self.write(self._own, batch)
-                if sum(len(item.snap.body) for item in batch) > PIPELINE_BATCH_BYTES:
+                if _body_bytes(batch) > PIPELINE_BATCH_BYTES:
                     # libpq's send buffer grows to the biggest message sent and never shrinks:
                     # kept, the connection would hold on to a 25 MiB body's worth for good.
                     self._own.close()
@@ -467,7 +467,7 @@ class Store:
         first round trip locks and numbers, the ingest protection is judged against the rows
         as locked, and the second sends the inserts, retention, renewal and COMMIT together.
         """
-        pipelined = sum(len(item.snap.body) for item in batch) <= PIPELINE_BATCH_BYTES
+        pipelined = _body_bytes(batch) <= PIPELINE_BATCH_BYTES
         by_bin = _by_bin(batch)
         ids = sorted(by_bin)
         cur, keep = pg.cursor(), pg.cursor()
@@ -674,6 +674,10 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def _body_bytes(batch: list[Pending]) -> int:
+    return sum(len(item.snap.body) for item in batch)
+
+
 def _idle_and_open(pg: Any) -> bool:
     """Tell whether an idle psycopg connection can take the next batch. Between transactions
     the server sends nothing unasked: what it sends when it ends the connection (a restart, an
@@ -846,7 +850,7 @@ class Recorder:
             if self._thread is None:
                 self._store.write(conn, batch)
                 return
-            if sum(len(item.snap.body) for item in batch) <= INLINE_BATCH_BYTES:
+            if _body_bytes(batch) <= INLINE_BATCH_BYTES:
                 # While the indexer holds the write lock in the thread, wait for it here rather
                 # than hand the batch to the thread behind it, where its every statement would
                 # queue for the GIL behind the busy event loop.
