@@ -112,7 +112,7 @@ def run(
                 r = one(launch, harness, name, CONFIGS[name], seconds, redis_url, bins, connections)
                 r["run"] = run_no + 1
                 out["runs"].append(r)
-                rate = r.get("requests_per_s" if CONFIGS[name].get("control") else "captures_per_s")
+                rate = r.get(rate_key(CONFIGS[name]))
                 print(f"  scaleout run {run_no + 1} {name}: {rate}/s "
                       f"lost {r.get('lost', '-')} workers cpu {r.get('workers_cpu_pct')}% "
                       f"(each {r.get('worker_cpu_pct_each')}) "
@@ -126,6 +126,11 @@ def run(
     return out
 
 
+def rate_key(cfg: dict) -> str:
+    """What a configuration's run counts per second: captures, or the control's requests."""
+    return "requests_per_s" if cfg.get("control") else "captures_per_s"
+
+
 def get_load(
     url: str, connections: int, seconds: float, loaded: Callable[[], object]
 ) -> dict[str, float | int]:
@@ -136,8 +141,8 @@ def get_load(
         cmd, capture_output=True, text=True, timeout=seconds + 60, check=True
     ).stdout
     loaded()
-    total = int(re.search(r"(\d+) requests in ([\d.]+)s", text)[1])
-    elapsed = float(re.search(r"(\d+) requests in ([\d.]+)s", text)[2])
+    done = re.search(r"(\d+) requests in ([\d.]+)s", text)
+    total, elapsed = int(done[1]), float(done[2])
     not_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
     if not_2xx is None or int(not_2xx[1]) != total or errors:
@@ -229,7 +234,7 @@ def summarise(runs: list[dict]) -> dict:
             kind: statistics.median(r["cpu_ms_per_item"].get(kind, 0.0) for r in mine)
             for kind in kinds
         }
-        rate = "requests_per_s" if cfg.get("control") else "captures_per_s"
+        rate = rate_key(cfg)
         summary[name] = {
             "runs": len(mine),
             rate: med(rate),
