@@ -46,11 +46,17 @@ def test_a_locked_database_gets_503_and_service_resumes(tmp_path):
         assert api.headers["Retry-After"] == "5"
         # Reading goes on: in WAL mode a writer never blocks readers.
         assert listed(client, new_bin["id"]) == [1]
+        # A search first indexes what is queued for it ("before"), which needs the write lock.
+        search = client.get(f"/api/v1/bins/{new_bin['id']}/requests", query_string={"q": "before"})
+        assert search.status_code == 503
+        assert search.headers["Retry-After"] == "5"
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert client.post(f"/h/{new_bin['id']}", data=b"after").status_code == 200
     assert listed(client, new_bin["id"]) == [2, 1]
+    found = client.get(f"/api/v1/bins/{new_bin['id']}/requests", query_string={"q": "before"})
+    assert [r["seq"] for r in found.json["requests"]] == [1]
 
 
 def test_a_full_database_gets_503_and_keeps_everything_else(app, client, new_bin):
