@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config
+from app import config
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
@@ -19,10 +19,15 @@ MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints."""
     # Imported here rather than at the top: gunicorn imports this package to read its settings
-    # (app.serving) before the gevent worker patches the standard library, and these modules
+    # (app.runtime.serving) before the gevent worker patches the standard library, and these modules
     # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
-    from . import api, capture, cli, csp_reports, live, ratelimits, security, storage, views
-    from .extensions import csrf, db, migrate
+    from app import cli, live
+    from app.extensions import csrf, db, migrate
+    from app.ingest import gate as capture
+    from app.store import engine as storage
+    from app.web import api, csp_reports, security
+    from app.web import limits as ratelimits
+    from app.web import pages as views
 
     app = Flask(
         __name__,

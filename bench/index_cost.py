@@ -61,7 +61,8 @@ def run(harness, captures: int, runs: int, databases: list[str]) -> dict:
 def one(harness, kind: str, path: str, revision: str, captures: int) -> float:
     from flask_migrate import upgrade
 
-    from app import bins, create_app
+    from app import create_app
+    from app.domain import bins
     from app.extensions import db
 
     with tempfile.TemporaryDirectory(prefix="hookscope-index-cost-") as tmp:
@@ -100,8 +101,8 @@ def _dialect(kind: str) -> str:
 
 def _record(bin_id: str, batches: list, kind: str) -> None:
     """Store each capture through the app's own write path, one transaction each."""
-    from app import recording
-    from app.snapshot import Snapshot
+    from app.ingest.snapshot import Snapshot
+    from app.store import recorder as recording
 
     for reqs, pays in batches:
         for r, p in zip(reqs, pays, strict=True):

@@ -141,7 +141,14 @@ class Gunicorn:
     def start(self, timeout: float = 30) -> Gunicorn:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:app.serving", "app:create_app()"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:app.runtime.serving",
+                "app:create_app()",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import clock, recording
+from app.domain import clock
 from app.extensions import db
-from app.snapshot import Snapshot
+from app.ingest.snapshot import Snapshot
+from app.store import recorder as recording
 
 BIG = (
     recording.PIPELINE_BATCH_BYTES // 2 + 1

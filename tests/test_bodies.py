@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import bodies
+from app.inspect import bodies
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import create_app, csp_reports
+from app import create_app
+from app.web import csp_reports
 
 CSP_REPORT = "application/csp-report"
 REPORTS_JSON = "application/reports+json"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock
+from app.domain import clock
 
 
 def capture(client, bin_id: str, n: int) -> None:

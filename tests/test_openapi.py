@@ -21,7 +21,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app import bins, openapi, search
+from app.domain import bins
+from app.store import search
+from app.web import openapi
 
 CHECKS = [
     not_a_server_error,

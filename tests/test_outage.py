@@ -12,8 +12,9 @@ from flask_migrate import upgrade
 from harness import SUITE_DATABASE, Gunicorn, SqliteLockHolder, csrf_token
 from sqlalchemy import event
 
-from app import create_app, live, storage
+from app import create_app, live
 from app.extensions import db, socketio
+from app.store import engine as storage
 
 
 def listed(client, bin_id: str) -> list[int]:

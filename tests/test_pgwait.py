@@ -8,7 +8,7 @@ import gevent
 import pytest
 from harness import POSTGRES_URL, drop_postgres_database, fresh_postgres_database
 
-from app import pgwait
+from app.store import pgwait
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs HOOKSCOPE_TEST_POSTGRES_URL")
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import requests
 from harness import Gunicorn
 
-from app import bins, clock
+from app.domain import bins, clock
 
 
 def seqs(client, bin_id: str) -> list[int]:
@@ -120,8 +120,8 @@ def test_the_prune_command(runner, client, new_bin, monkeypatch):
 
 
 def test_the_servers_janitor_prunes_and_tells_open_pages(app, client, new_bin, monkeypatch):
-    from app import janitor
     from app.extensions import socketio
+    from app.runtime import janitor
 
     sio = socketio.test_client(app, flask_test_client=client)
     sio.emit("watch", {"bin": new_bin["id"], "after": None}, callback=True)

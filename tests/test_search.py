@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from app import bins, clock, recording, search
+from app.domain import bins, clock
 from app.extensions import db
+from app.store import recorder as recording
+from app.store import search
 
 postgres_only = pytest.mark.skipif(
     SUITE_DATABASE != "postgres", reason="PostgreSQL's search budget (HOOKSCOPE_TEST_SUITE_DB)"

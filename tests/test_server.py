@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from gevent import pywsgi
 
-from app.server import Handler, Headers
+from app.ingest.server import Handler, Headers
 
 FIELD_LISTS = {
     "wrk": [("Host", "127.0.0.1:8080"), ("Content-Length", "1024"), ("Content-Type", "a/json")],

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from app import snapshot
+from app.ingest import snapshot
 
 MOUNT = "/h/abc"
 NOW = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)

@@ -9,10 +9,11 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import bins, create_app
-from .api import bin_dict
-from .config import server_settings
-from .models import Bin
+from app import create_app
+from app.config import server_settings
+from app.domain import bins
+from app.domain.models import Bin
+from app.web.api import bin_dict
 
 
 @click.group(cls=FlaskGroup, create_app=create_app)
@@ -24,7 +25,7 @@ def main() -> None:
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def serve(gunicorn_args: tuple[str, ...]) -> None:
     """Serve under gunicorn with the production settings (extra arguments go to gunicorn)."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:app.serving", *gunicorn_args]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:app.runtime.serving", *gunicorn_args]
     os.execv(sys.executable, [*argv, "app:create_app()"])  # noqa: S606 - fixed program, no shell
 
 
@@ -54,7 +55,7 @@ def create(name: str) -> None:
 @with_appcontext
 def list_bins() -> None:
     """List every bin: id, requests stored, expiry, name."""
-    from .extensions import db
+    from app.extensions import db
 
     rows = db.session.scalars(db.select(Bin).order_by(Bin.created_at)).all()
     if not rows:

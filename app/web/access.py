@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import request, session
 
-from . import bins, keys
-from .models import Bin
+from app.domain import bins, keys
+from app.domain.models import Bin
 
 # Most keys one browser keeps (the cookie must stay under 4 KB); the oldest are forgotten first.
 MAX_REMEMBERED = 40

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text
 
-from ..extensions import db
-from ..models import CapturedRequest, UTCDateTime
+from app.domain.models import CapturedRequest, UTCDateTime
+from app.extensions import db
 
 REQUESTS = CapturedRequest.__table__
 COLUMNS = ", ".join(f"requests.{c.name}" for c in REQUESTS.c)

@@ -10,8 +10,9 @@ import random
 
 from flask import Flask
 
-from . import bins, live
-from .extensions import socketio
+from app import live
+from app.domain import bins
+from app.extensions import socketio
 
 
 def start(app: Flask) -> None:

@@ -9,9 +9,11 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, keys, recording, storage
-from .extensions import db
-from .models import Bin, CapturedRequest, Payload, SummaryDict
+from app.domain import clock, keys
+from app.domain.models import Bin, CapturedRequest, Payload, SummaryDict
+from app.extensions import db
+from app.store import engine as storage
+from app.store import recorder as recording
 
 ID_PATTERN = recording.ID_PATTERN
 # Sequence numbers are 64-bit integers in every database; larger ones cannot name a request.

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from flask import current_app, render_template
 
-from .links import base_url
+from app.web.links import base_url
 
 Schema = dict[str, Any]
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -34,8 +34,9 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from ..extensions import db
-from ..models import CapturedRequest
+from app.domain.models import CapturedRequest
+from app.extensions import db
+
 from .rows import COLUMNS, Found, filters, read, typed
 
 # How many of the newest requests to test one by one before asking the GIN index (at most one

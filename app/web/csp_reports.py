@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from .snapshot import ABANDON
+from app.ingest.snapshot import ABANDON
 
 bp = Blueprint("csp_reports", __name__)
 log = logging.getLogger("hookscope.csp")

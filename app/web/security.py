@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 
-from . import csp_reports
+from app.web import csp_reports
 
 CSP = "; ".join(
     [

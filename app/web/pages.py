@@ -9,10 +9,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response
 
-from . import access, bins, live, storage
-from .api import bin_dict
-from .extensions import db
-from .recording import StorageUnavailable
+from app import live
+from app.domain import bins
+from app.extensions import db
+from app.store import engine as storage
+from app.store.recorder import StorageUnavailable
+from app.web import access
+from app.web.api import bin_dict
 
 bp = Blueprint("views", __name__)
 

@@ -28,10 +28,12 @@ import socketio as sio
 from flask import Flask, current_app
 from flask_socketio import emit, join_room
 
-from . import access, bins, fanout
-from .extensions import socketio, under_gevent
-from .models import BinDict, SummaryDict
-from .recording import Recorded
+from app.domain import bins
+from app.domain.models import BinDict, SummaryDict
+from app.extensions import socketio, under_gevent
+from app.live import fanout
+from app.store.recorder import Recorded
+from app.web import access
 
 CAPTURED = "captured"
 # Events published as one Redis message at most (a burst of captures is a few batches).

@@ -10,10 +10,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from . import access, bins, bodies, live, openapi, search
-from .extensions import csrf
-from .links import bin_links, share_url
-from .models import Bin, CapturedRequest
+from app import live
+from app.domain import bins
+from app.domain.models import Bin, CapturedRequest
+from app.extensions import csrf
+from app.inspect import bodies
+from app.store import search
+from app.web import access, openapi
+from app.web.links import bin_links, share_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_SEQ = bins.MAX_SEQ

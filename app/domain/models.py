@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from app.extensions import db
 
 
 class UTCDateTime(TypeDecorator):

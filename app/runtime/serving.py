@@ -1,4 +1,4 @@
-"""gunicorn settings and hooks: ``gunicorn -c python:app.serving 'app:create_app()'``.
+"""gunicorn settings and hooks: ``gunicorn -c python:app.runtime.serving 'app:create_app()'``.
 
 One gevent worker (gevent's pywsgi server, adapted in app/server.py) serves HTTP and WebSocket; the
 migrations run once, in the master, before any worker starts.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from .config import server_settings
+from app.config import server_settings
 
 _settings = server_settings()
 
@@ -22,7 +22,7 @@ monkey.patch_all()
 bind = [f"{_settings.host}:{_settings.port}"]
 # gevent's pywsgi, adapted for capturing (app/server.py). Thread workers are not offered: each open
 # page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers as sent.
-worker_class = "app.server.Worker"
+worker_class = "app.ingest.server.Worker"
 workers = _settings.workers
 worker_connections = _settings.worker_connections
 # A WebSocket or a slow upload keeps a greenlet busy, not the worker: the timeout is a heartbeat.
@@ -44,7 +44,8 @@ def on_starting(server) -> None:
     """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
     from flask_migrate import upgrade
 
-    from . import bins, create_app
+    from app import create_app
+    from app.domain import bins
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
@@ -79,7 +80,7 @@ def post_worker_init(worker) -> None:
     import logging
     import sys
 
-    from . import janitor, logs
+    from app.runtime import janitor, logs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.

@@ -22,8 +22,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..bins import Invalid, Page
-from ..extensions import db
+from app.domain.bins import Invalid, Page
+from app.extensions import db
+
 from . import postgres, sqlite
 
 # How much of each body the index holds (migration 0003 says why); said here for readers.

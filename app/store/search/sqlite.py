@@ -9,8 +9,9 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import text
 
-from .. import capture
-from ..extensions import db
+from app.extensions import db
+from app.ingest import gate as capture
+
 from .rows import COLUMNS, Found, filters, read
 
 

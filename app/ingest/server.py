@@ -29,7 +29,7 @@ import gevent
 from gevent import pywsgi
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-from .snapshot import ABANDON, BODY_TIMER, RAW_HEADERS
+from app.ingest.snapshot import ABANDON, BODY_TIMER, RAW_HEADERS
 
 # Header limits: generous for webhook senders (some send 60+ headers and multi-kilobyte
 # signatures), small enough that a request's head stays a few MiB at most.

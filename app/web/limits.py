@@ -20,7 +20,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
-from . import csp_reports
+from app.web import csp_reports
 
 
 def _setting(name: str) -> Callable[[], str]:

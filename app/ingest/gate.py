@@ -19,8 +19,13 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from . import clock, live, logs, ratelimits, recording, snapshot
-from .extensions import under_gevent
+from app import live
+from app.domain import clock
+from app.extensions import under_gevent
+from app.ingest import snapshot
+from app.runtime import logs
+from app.store import recorder as recording
+from app.web import limits as ratelimits
 
 MOUNT = "/h"
 PREFIX = MOUNT + "/"
@@ -70,7 +75,7 @@ class CaptureGate:
         # Built on first use, in the worker process (gunicorn builds apps in the master too).
         if self._recorder is None:
             with self.app.app_context():
-                from .extensions import db
+                from app.extensions import db
 
                 store = recording.Store(db.engine, self.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
             self._recorder = recording.Recorder(store)

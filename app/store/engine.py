@@ -19,8 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from . import pgwait
-from .extensions import db, under_gevent
+from app.extensions import db, under_gevent
+from app.store import pgwait
 
 _WRITE = "hookscope_write"
 # Execution options that make a connection's next transaction a write transaction.

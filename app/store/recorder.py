@@ -43,10 +43,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from . import keys
-from .extensions import db, under_gevent
-from .models import Bin, SummaryDict
-from .snapshot import Snapshot
+from app.domain import keys
+from app.domain.models import Bin, SummaryDict
+from app.extensions import db, under_gevent
+from app.ingest.snapshot import Snapshot
 
 log = logging.getLogger("hookscope.recording")
 BINS = Bin.__table__
@@ -683,7 +683,7 @@ def _idle_and_open(pg: Any) -> bool:
     the server sends nothing unasked: what it sends when it ends the connection (a restart, an
     administrator, an idle timeout) is an error, then the end of the stream. A batch that met
     the error first would fail before it learned the connection was gone."""
-    from . import pgwait
+    from app.store import pgwait
 
     return not (pg.broken or pg.closed or pgwait.readable(pg.pgconn.socket))
 

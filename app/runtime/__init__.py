@@ -1,0 +1,1 @@
+"""Running the server: gunicorn settings and hooks, log lines, background work, checks."""

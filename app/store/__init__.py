@@ -1,0 +1,1 @@
+"""Storage: the capture writer (group commit), reads for lists and details, search, engines."""

@@ -1,0 +1,1 @@
+"""The browser and API side: pages, the JSON API, access checks, security headers."""
