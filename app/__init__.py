@@ -21,13 +21,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here rather than at the top: gunicorn imports this package to read its settings
     # (app.runtime.serving) before the gevent worker patches the standard library, and these modules
     # bring in ssl users (Socket.IO's Redis and HTTP clients) that must be imported after it.
-    from app import cli, live
-    from app.extensions import csrf, db, migrate
-    from app.ingest import gate as capture
-    from app.store import engine as storage
-    from app.web import api, csp_reports, security
-    from app.web import limits as ratelimits
-    from app.web import pages as views
+    from app import cli, live, web
+    from app.extensions import db, migrate
+    from app.ingest import gate
+    from app.store import engine
 
     app = Flask(
         __name__,
@@ -42,20 +39,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
-    storage.init_app(app)
+    engine.init_app(app)
     live.init_app(app)
-    security.init_app(app)
-    capture.init_app(app)
-    csrf.init_app(app)
-    # API calls are checked by how they authenticate (app/api.py); captures never reach Flask.
-    csrf.exempt(api.bp)
-    # Browsers send violation reports without cookies or tokens.
-    csrf.exempt(csp_reports.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(views.bp)
-    app.register_blueprint(csp_reports.bp)
+    gate.init_app(app)
+    web.init_app(app)
     cli.init_app(app)
-    ratelimits.init_app(app)
 
     proxies = app.config["HOOKSCOPE_PROXY_COUNT"]
     if proxies:

@@ -26,3 +26,7 @@ def under_gevent() -> bool:
     except ImportError:  # pragma: no cover - gevent is a dependency
         return False
     return monkey.is_module_patched("socket")
+
+
+# The app's flask-limiter Limiter, one per app (app/web/limits.py says why), under this key.
+LIMITER = "hookscope.limiter"

@@ -3,7 +3,7 @@
 The index is kept by triggers (migration 0003), so its cost lands on whatever inserts. Measured
 in-process, on the database alone (no HTTP), two ways:
 
-- ``app path``: ``recording.record`` as the capture route calls it, one transaction per capture;
+- ``app path``: ``Recorder.record`` as the capture gate calls it, one transaction per capture;
 - ``batched``: plain DB-API ``executemany``, 100 captures per transaction, as the rewritten write
   path (a writer thread with group commit) will do.
 
@@ -62,8 +62,8 @@ def one(harness, kind: str, path: str, revision: str, captures: int) -> float:
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.domain import bins
     from app.extensions import db
+    from app.store import bins
 
     with tempfile.TemporaryDirectory(prefix="hookscope-index-cost-") as tmp:
         url = harness.fresh_postgres_database() if kind == "postgres" else f"sqlite:///{tmp}/c.db"
@@ -101,8 +101,12 @@ def _dialect(kind: str) -> str:
 
 def _record(bin_id: str, batches: list, kind: str) -> None:
     """Store each capture through the app's own write path, one transaction each."""
-    from app.ingest.snapshot import Snapshot
-    from app.store import recorder as recording
+    from flask import current_app
+
+    from app.domain.capture import Snapshot
+    from app.store.recorder import recorder_of
+
+    recorder = recorder_of(current_app._get_current_object())
 
     for reqs, pays in batches:
         for r, p in zip(reqs, pays, strict=True):
@@ -120,7 +124,7 @@ def _record(bin_id: str, batches: list, kind: str) -> None:
                 http_version=payload["http_version"],
                 received_at=datetime.now(UTC),
             )
-            assert recording.record(bin_id, snap) is not None
+            assert recorder.record(bin_id, snap) is not None
 
 
 def _batched(bin_id: str, batches: list, kind: str) -> None:

@@ -11,16 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain import clock
+from app.domain.capture import Snapshot
 from app.extensions import db
-from app.ingest.snapshot import Snapshot
-from app.store import recorder as recording
+from app.store import batch as batches
+from app.store.postgres import PIPELINE_BATCH_BYTES
+from app.store.writer import writer_for
 
-BIG = (
-    recording.PIPELINE_BATCH_BYTES // 2 + 1
-)  # three of these make a batch sent statement by statement
+BIG = PIPELINE_BATCH_BYTES // 2 + 1  # three of these make a batch sent statement by statement
 
 
-def pending(bin_id: str, body: bytes, authorization: str | None = None) -> recording.Pending:
+def pending(bin_id: str, body: bytes, authorization: str | None = None) -> batches.Pending:
     snap = Snapshot(
         method="POST",
         path=f"/h/{bin_id}",
@@ -33,12 +33,12 @@ def pending(bin_id: str, body: bytes, authorization: str | None = None) -> recor
         http_version="HTTP/1.1",
         received_at=clock.now(),
     )
-    return recording.Pending(bin_id, snap, authorization, json.dumps(snap.headers))
+    return batches.Pending(bin_id, snap, authorization, json.dumps(snap.headers))
 
 
-def write(app, batch: list[recording.Pending]) -> None:
+def write(app, batch: list[batches.Pending]) -> None:
     with app.app_context():
-        store = recording.Store(db.engine)
+        store = writer_for(db.engine, 30_000)
         conn = store.checkout()
         try:
             store.write(conn, batch)
@@ -114,7 +114,7 @@ def test_a_batch_renews_the_expiry_of_the_bins_it_stores_into(app, client, monke
 
 @given(st.lists(st.tuples(st.text(), st.text()).map(list), max_size=30))
 def test_stored_headers_are_json_dumps_of_them(headers):
-    assert recording.headers_json(headers) == json.dumps(headers)
+    assert batches.headers_json(headers) == json.dumps(headers)
 
 
 @pytest.mark.parametrize(
@@ -122,5 +122,5 @@ def test_stored_headers_are_json_dumps_of_them(headers):
     [[], [["X-Lone", "\ud800 surrogate"]], [["Q", '"\\\n\t\x00\x7f\xe9\u2028']], [["", ""]]],
 )
 def test_stored_headers_are_json_dumps_of_odd_ones(headers):
-    assert recording.headers_json(headers) == json.dumps(headers)
-    assert json.loads(recording.headers_json(headers)) == headers
+    assert batches.headers_json(headers) == json.dumps(headers)
+    assert json.loads(batches.headers_json(headers)) == headers

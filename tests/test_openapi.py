@@ -21,7 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.domain import bins
+from app.domain import bins, keys
 from app.store import search
 from app.web import openapi
 
@@ -104,7 +104,7 @@ def test_described_limits_are_the_servers(app, client):
     q = document["components"]["parameters"]["Q"]["schema"]
     assert q["maxLength"] == search.MAX_QUERY_CHARS
     bin_id = document["components"]["parameters"]["BinId"]["schema"]["pattern"]
-    assert bin_id == f"^{bins.ID_PATTERN.pattern}$"
+    assert bin_id == f"^{keys.ID_PATTERN.pattern}$"
 
 
 def test_the_docs_page_shows_every_operation_without_scripts(client):

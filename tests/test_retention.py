@@ -8,7 +8,8 @@ from datetime import timedelta
 import requests
 from harness import Gunicorn
 
-from app.domain import bins, clock
+from app.domain import clock
+from app.store import bins
 
 
 def seqs(client, bin_id: str) -> list[int]:

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from app.domain import bins, clock
+from app.domain import clock
 from app.extensions import db
-from app.store import recorder as recording
-from app.store import search
+from app.store import bins, search
+from app.store.sqlite import STREAM_BLOB_BYTES
 
 postgres_only = pytest.mark.skipif(
     SUITE_DATABASE != "postgres", reason="PostgreSQL's search budget (HOOKSCOPE_TEST_SUITE_DB)"
@@ -468,7 +468,7 @@ BLOB_BODIES = {
 }
 
 
-@pytest.mark.parametrize("size", [recording.STREAM_BLOB_BYTES, 8 * 1024 * 1024])
+@pytest.mark.parametrize("size", [STREAM_BLOB_BYTES, 8 * 1024 * 1024])
 @pytest.mark.parametrize("kind", BLOB_BODIES)
 def test_a_body_written_through_the_blob_api_is_indexed_and_deleted_cleanly(
     app, client, new_bin, size, kind

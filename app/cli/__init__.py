@@ -11,9 +11,9 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import create_app
 from app.config import server_settings
-from app.domain import bins
 from app.domain.models import Bin
-from app.web.api import bin_dict
+from app.store import bins
+from app.web.links import bin_dict
 
 
 @click.group(cls=FlaskGroup, create_app=create_app)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+
+# Generated ids are 26 characters of base32 (128 random bits). Fixed bins declared by an operator
+# may use other ids, so lookups accept any URL-safe token up to 64 characters.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def new_id() -> str:
@@ -42,3 +47,13 @@ def normalised_authorization(header: str) -> str:
     """Lower-case the scheme of an Authorization header (it is case-insensitive), keep the rest."""
     scheme, _, rest = header.strip().partition(" ")
     return f"{scheme.lower()} {rest.strip()}"
+
+
+def opens(read_key_hash: str | None, key: str) -> bool:
+    """Tell whether ``key`` opens a bin whose read key hashes to ``read_key_hash``.
+
+    ``None`` is a fixed bin its operator declared public: anyone may read it.
+    """
+    if read_key_hash is None:
+        return True
+    return same(key, read_key_hash)

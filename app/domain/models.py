@@ -74,6 +74,37 @@ class SummaryDict(TypedDict):
     pinned: bool
 
 
+def summary(  # noqa: PLR0913 - one argument per field
+    bin_id: str,
+    seq: int,
+    method: str,
+    path: str,
+    query_string: str,
+    content_type: str | None,
+    body_size: int,
+    remote_addr: str | None,
+    received_at: str,
+    status: int,
+    rejected: bool,
+    pinned: bool,
+) -> SummaryDict:
+    """A request's summary: the one shape of the list API, the live event and the page."""
+    return {
+        "bin": bin_id,
+        "seq": seq,
+        "method": method,
+        "path": path,
+        "query_string": query_string,
+        "content_type": content_type,
+        "body_size": body_size,
+        "remote_addr": remote_addr,
+        "received_at": received_at,
+        "status": status,
+        "rejected": rejected,
+        "pinned": pinned,
+    }
+
+
 class Bin(db.Model):
     __tablename__ = "bins"
 
@@ -96,6 +127,8 @@ class Bin(db.Model):
     ingest_auth: Mapped[str | None] = mapped_column(String(16))
     ingest_secret_hash: Mapped[str | None] = mapped_column(String(64))
     fixed: Mapped[bool] = mapped_column(default=False)
+    # Raised by every change to what the capture path reads (app/domain/settings.py).
+    settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def to_dict(self) -> BinDict:
         return {
@@ -138,20 +171,20 @@ class CapturedRequest(db.Model):
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 
     def to_summary(self) -> SummaryDict:
-        return {
-            "bin": self.bin_id,
-            "seq": self.seq,
-            "method": self.method,
-            "path": self.path,
-            "query_string": self.query_string,
-            "content_type": self.content_type,
-            "body_size": self.body_size,
-            "remote_addr": self.remote_addr,
-            "received_at": isoformat(self.received_at),
-            "status": self.status,
-            "rejected": self.rejected,
-            "pinned": self.pinned,
-        }
+        return summary(
+            self.bin_id,
+            self.seq,
+            self.method,
+            self.path,
+            self.query_string,
+            self.content_type,
+            self.body_size,
+            self.remote_addr,
+            isoformat(self.received_at),
+            self.status,
+            self.rejected,
+            self.pinned,
+        )
 
 
 class Payload(db.Model):

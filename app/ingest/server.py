@@ -29,7 +29,8 @@ import gevent
 from gevent import pywsgi
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-from app.ingest.snapshot import ABANDON, BODY_TIMER, RAW_HEADERS
+from app.domain.paths import CAPTURE_PREFIX
+from app.ingest.environ import ABANDON, BODY_TIMER, RAW_HEADERS
 
 # Header limits: generous for webhook senders (some send 60+ headers and multi-kilobyte
 # signatures), small enough that a request's head stays a few MiB at most.
@@ -37,7 +38,6 @@ MAX_HEADER_FIELDS = 200
 MAX_HEADER_LINE = 16 * 1024
 # pywsgi answers 414 past this many characters in the request line (8 KiB by default).
 pywsgi.MAX_REQUEST_LINE = 64 * 1024
-CAPTURE_PREFIX = "/h/"
 # A connection must deliver a request's line and headers within this many seconds of starting to
 # wait for them (idle keep-alive time included), or it is closed: slow-header senders hold nothing.
 # The worker sets it from HOOKSCOPE_HEAD_TIMEOUT_SECONDS.

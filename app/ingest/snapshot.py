@@ -8,36 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-# The server (app/server.py) puts the request's header list, in the order received with duplicates
-# and underscore names kept, in the environ under this key...
-RAW_HEADERS = "hookscope.raw_headers"
-# ...and a callable that closes the connection after the response instead of reading (draining)
-# the rest of an unread body...
-ABANDON = "hookscope.abandon"
-# ...and one that gives the connection's reusable body timer: (seconds, exception) -> a
-# gevent.Timeout to start before reading the body and cancel after.
-BODY_TIMER = "hookscope.body_timer"
+from app.domain.capture import Snapshot
+from app.ingest.environ import RAW_HEADERS
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    method: str
-    path: str
-    query_string: str
-    headers: list[list[str]]
-    content_type: str | None
-    body: bytes
-    remote_addr: str | None
-    url: str
-    http_version: str
-    received_at: datetime
 
 
 def as_text(wsgi_str: str) -> str:

@@ -12,34 +12,28 @@ come both from the catch-up and from the room.
 
 Under gevent, events are sent by one publisher greenlet per process, in the order they were
 published: the capture (or API call) that published one is answered without waiting for its
-fan-out, and a room of watchers gets one shared frame each (app/fanout.py).
+fan-out, and a room of watchers gets one shared frame each (app/live/fanout.py). Joining a room
+(the ``watch`` event) is handled beside the HTTP routes, in app/web/sockets.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 import time
 import weakref
 from typing import Any
 
 import socketio as sio
-from flask import Flask, current_app
-from flask_socketio import emit, join_room
+from flask import Flask
 
-from app.domain import bins
 from app.domain.models import BinDict, SummaryDict
 from app.extensions import socketio, under_gevent
 from app.live import fanout
-from app.store.recorder import Recorded
-from app.web import access
+from app.live.publisher import Publisher
+from app.store.batch import Recorded
 
 CAPTURED = "captured"
-# Events published as one Redis message at most (a burst of captures is a few batches).
-MAX_EVENTS_A_MESSAGE = 256
 STORAGE = "storage"
-log = logging.getLogger("hookscope.live")
 
 
 def room(bin_id: str) -> str:
@@ -66,48 +60,6 @@ def init_app(app: Flask) -> None:
     _fanout_modes[socketio.server] = fanout.install(socketio.server)
 
 
-class Publisher:
-    """Send live events from one greenlet, in the order they were published."""
-
-    def __init__(self, server: sio.Server) -> None:
-        self.queue = server.eio.create_queue()
-        self.empty = server.eio.get_queue_empty_exception()
-        log.info("live events: one publisher greenlet; fan-out: %s", _fanout_modes.get(server))
-        server.start_background_task(self._run)
-
-    def put(self, event: str, data: Any, to: str) -> None:
-        self.queue.put((event, data, to))
-
-    def _run(self) -> None:
-        manager = socketio.server.manager
-        # With Redis, what has queued meanwhile is published as one message (app/fanout.py).
-        batch = getattr(manager, "batch", contextlib.nullcontext)
-        while True:
-            events = [self.queue.get()]
-            while len(events) < MAX_EVENTS_A_MESSAGE:
-                try:
-                    events.append(self.queue.get_nowait())
-                except self.empty:
-                    break
-            try:
-                with batch():
-                    for event, data, to in events:
-                        self._send(event, data, to)
-            except Exception:
-                log.exception("%d live event(s) were not published", len(events))
-            finally:
-                for _ in events:
-                    self.queue.task_done()
-
-    @staticmethod
-    def _send(event: str, data: Any, to: str) -> None:
-        try:
-            socketio.emit(event, data, to=to)
-        except Exception:
-            # The capture is stored and answered; a page that missed this catches up by seq.
-            log.exception("live event %s for %s was not sent", event, to)
-
-
 _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
 _publishers: weakref.WeakKeyDictionary[sio.Server, Publisher] = weakref.WeakKeyDictionary()
 
@@ -121,7 +73,7 @@ def _publish(event: str, data: Any, bin_id: str) -> None:
     publisher = _publishers.get(server)
     if publisher is None:
         # Made on first use, in the worker process (gunicorn builds the app in the master too).
-        publisher = _publishers[server] = Publisher(server)
+        publisher = _publishers[server] = Publisher(server, _fanout_modes.get(server))
     publisher.put(event, data, room(bin_id))
 
 
@@ -190,32 +142,3 @@ def publish_bin(bin_: BinDict) -> None:
 
 def publish_bin_deleted(bin_id: str) -> None:
     _publish("bin_deleted", {"bin": bin_id}, bin_id)
-
-
-@socketio.on("watch")
-def on_watch(data: Any) -> dict[str, Any]:
-    """Join a bin's room and replay what the client missed."""
-    if not isinstance(data, dict) or not isinstance(data.get("bin"), str):
-        return {"ok": False, "error": "watch needs {'bin': '<id>', 'after': <seq or null>}"}
-    after = data.get("after")
-    if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
-        return {"ok": False, "error": "'after' must be a sequence number or null"}
-    key = data.get("key") if isinstance(data.get("key"), str) else None
-    bin_ = access.readable(data["bin"], key)
-    if bin_ is None:
-        # The same answer for a missing bin and a wrong key.
-        return {"ok": False, "error": "no such bin, or this key does not open it"}
-    # Join first, then read: a capture committed in between arrives twice, never zero times.
-    join_room(room(bin_.id))
-    missed = [] if after is None else _missed(bin_.id, after)
-    for summary in missed:
-        emit(CAPTURED, summary)
-    last_seq = max([bin_.last_seq, after or 0] + [s["seq"] for s in missed])
-    # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
-    capped = len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"]
-    gap = capped and missed[0]["seq"] > after + 1
-    return {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
-
-
-def _missed(bin_id: str, after: int) -> list[SummaryDict]:
-    return bins.since(bin_id, after, current_app.config["HOOKSCOPE_REPLAY_LIMIT"])

@@ -11,8 +11,8 @@ import random
 from flask import Flask
 
 from app import live
-from app.domain import bins
 from app.extensions import socketio
+from app.store import bins
 
 
 def start(app: Flask) -> None:

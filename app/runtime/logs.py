@@ -99,3 +99,11 @@ def info(logger: logging.Logger, msg: str, *args: object) -> None:
         logger.info(msg, *args)
         return
     handler.line(logging.INFO, msg % args if args else msg)
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """Escape what a sender controls for a log line: no CR/LF or control characters, bounded."""
+    if len(text) <= limit and text.isascii() and text.isprintable() and "\\" not in text:
+        return text  # nothing to escape: the common case, checked in C
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."

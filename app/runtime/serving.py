@@ -45,7 +45,7 @@ def on_starting(server) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.domain import bins
+    from app.store import bins
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per

@@ -5,7 +5,7 @@ writer wait for the lock instead of failing; and every write transaction starts 
 ``BEGIN IMMEDIATE`` so it takes the write lock up front. A deferred transaction that reads and then
 writes can fail at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) whatever the timeout.
 
-PostgreSQL under gevent: connections wait for their socket as app/pgwait.py explains.
+PostgreSQL under gevent: connections wait for their socket as app/store/pgwait.py explains.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db, under_gevent
-from app.store import pgwait
 
 _WRITE = "hookscope_write"
 # Execution options that make a connection's next transaction a write transaction.
@@ -40,6 +39,8 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
     elif engine.dialect.name == "postgresql" and under_gevent():
+        from app.store import pgwait  # psycopg: the postgres extra
+
         pgwait.install(engine)
 
 

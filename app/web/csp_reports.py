@@ -14,7 +14,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from app.ingest.snapshot import ABANDON
+from app.ingest.environ import abandon
+from app.web.limits import limited
 
 bp = Blueprint("csp_reports", __name__)
 log = logging.getLogger("hookscope.csp")
@@ -81,14 +82,13 @@ def _read_body() -> bytes:
     body = b"" if declared == 0 else request.stream.read(MAX_BYTES + 1)
     if (declared or 0) > MAX_BYTES or len(body) > MAX_BYTES:
         # Do not drain the rest: the connection closes after this answer.
-        abandon = request.environ.get(ABANDON)
-        if abandon is not None:
-            abandon()
+        abandon(request.environ)
         raise Refused(413, f"CSP reports are accepted up to {MAX_BYTES} bytes")
     return body
 
 
 @bp.post(PATH)
+@limited("HOOKSCOPE_RATE_LIMIT_CSP_REPORTS")
 def receive() -> Response:
     """Log each violation in a report body as one line; answer 204."""
     try:

@@ -1,10 +1,13 @@
-"""Absolute URLs handed to users: the capture URL they paste into a provider and the bin page."""
+"""What users are handed: absolute URLs (capture URL, bin page, share link) and the bin itself."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from typing import Any
 
 from flask import current_app, request
+
+from app.domain import paths
+from app.domain.models import Bin
 
 
 def base_url() -> str:
@@ -15,7 +18,7 @@ def base_url() -> str:
 def bin_links(bin_id: str) -> dict[str, str]:
     """Return the bin's public capture URL and the URL of its page."""
     base = base_url()
-    return {"capture_url": f"{base}/h/{bin_id}", "url": f"{base}/bins/{bin_id}"}
+    return {"capture_url": base + paths.capture_path(bin_id), "url": base + paths.page_path(bin_id)}
 
 
 def share_url(bin_id: str, read_key: str) -> str:
@@ -24,4 +27,13 @@ def share_url(bin_id: str, read_key: str) -> str:
     The key rides in the fragment, which browsers never send to a server, so it stays out of
     access logs, proxies and Referer headers.
     """
-    return f"{base_url()}/bins/{bin_id}#key={quote(read_key, safe='')}"
+    return base_url() + paths.share_path(bin_id, read_key)
+
+
+def bin_dict(bin_: Bin, read_key: str | None = None) -> dict[str, Any]:
+    """Serialise a bin for someone allowed to read it, with the links they need."""
+    body: dict[str, Any] = {**bin_.to_dict(), **bin_links(bin_.id)}
+    if read_key:
+        body["read_key"] = read_key
+        body["share_url"] = share_url(bin_.id, read_key)
+    return body

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from flask import Blueprint, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from app import live
-from app.domain import bins
-from app.extensions import db
-from app.store import engine as storage
-from app.store.recorder import StorageUnavailable
+from app.store import bins
 from app.web import access
-from app.web.api import bin_dict
+from app.web.limits import limited
+from app.web.links import bin_dict
 
-bp = Blueprint("views", __name__)
+bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
@@ -27,11 +20,12 @@ def index() -> str:
 
 
 @bp.post("/bins")
+@limited("HOOKSCOPE_RATE_LIMIT_CREATE", scope="create-bin")
 def create_bin() -> Response:
     """Create a bin, give this browser its key, and go to its page."""
     created = bins.create()
     access.remember(created.bin.id, created.read_key)
-    return redirect(url_for("views.show_bin", bin_id=created.bin.id), code=303)
+    return redirect(url_for("pages.show_bin", bin_id=created.bin.id), code=303)
 
 
 @bp.get("/bins/<bin_id>")
@@ -44,49 +38,3 @@ def show_bin(bin_id: str) -> tuple[str, int] | str:
     bins.touch(bin_)
     key = access.remembered_keys().get(bin_.id)
     return render_template("bin.html", bin=bin_dict(bin_, key))
-
-
-UNAVAILABLE = "the database is unavailable; try again shortly"
-
-
-@bp.app_errorhandler(DBAPIError)
-@bp.app_errorhandler(StorageUnavailable)  # from the capture writer's connections (search)
-def _database_unavailable(
-    err: DBAPIError | StorageUnavailable,
-) -> tuple[Response | str, int, dict[str, str]]:
-    """Say the database is unreachable (503 with Retry-After) instead of a bare 500."""
-    current_app.logger.error("database unavailable: %s", err.__class__.__name__)
-    with suppress(DBAPIError):
-        db.session.rollback()
-    seconds = current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"]
-    # Open pages show a banner: what failed here fails for captures too.
-    live.publish_storage_status(False, seconds)
-    retry = {"Retry-After": str(seconds)}
-    if request.path.startswith("/api/"):
-        return jsonify(error="storage_unavailable", message=UNAVAILABLE), 503, retry
-    page = render_template(
-        "unavailable.html",
-        reload=request.method in ("GET", "HEAD"),
-        creating=request.endpoint == "views.create_bin",
-        retry_after=seconds,
-    )
-    return page, 503, retry
-
-
-@bp.get("/healthz")
-def health() -> Response:
-    """Answer 200 when the app can reach its database."""
-    db.session.execute(text("SELECT 1"))
-    return jsonify(ok=True)
-
-
-@bp.get("/readyz")
-def ready() -> Response | tuple[Response, int, dict[str, str]]:
-    """Answer 200 when the database takes writes (captures would be stored), else 503.
-
-    Pages showing the storage banner ask this until it says yes.
-    """
-    if storage.writable():
-        return jsonify(ok=True)
-    retry = {"Retry-After": str(current_app.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])}
-    return jsonify(error="storage_unavailable", message=UNAVAILABLE), 503, retry

@@ -3,7 +3,7 @@
 The index is made and kept by the database (migration 0003: FTS5 on SQLite, tsvector + GIN on
 PostgreSQL, both fed by triggers), so every writer keeps it right. On SQLite new requests are
 queued by the trigger and indexed in batches (migration 0004): the capture writer does it after
-bursts (app/recording.py), and every search first indexes what is still queued
+bursts (app/store/recorder.py), and every search first indexes what is still queued
 (``sqlite.catch_up``), so no stored request is missed. This module turns what a user typed into
 a query for the index and hands it to the engine's reader (``sqlite``, ``postgres``), which reads
 one page of matches, newest first, in the list's keyset shape.
@@ -22,8 +22,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.domain.bins import Invalid, Page
+from app.domain.bins import Invalid
 from app.extensions import db
+from app.store.requests import Page
 
 from . import postgres, sqlite
 

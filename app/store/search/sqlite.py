@@ -1,7 +1,7 @@
 """Reading SQLite's FTS5 index: one page of a bin's matches, newest first.
 
 New requests are queued for the index by a trigger and indexed in batches (migration 0004,
-``recording.index_pending``); ``catch_up`` indexes what is still queued before a search reads.
+app/store/search/indexing.py); ``catch_up`` indexes what is still queued before a search reads.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from app.extensions import db
-from app.ingest import gate as capture
+from app.store.recorder import recorder_of
 
 from .rows import COLUMNS, Found, filters, read
 
@@ -24,7 +24,7 @@ def catch_up() -> None:
     """
     if not db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_pending)")):
         return
-    capture.recorder_of(current_app).index_queued()
+    recorder_of(current_app).index_queued()
     db.session.commit()
 
 

@@ -1,0 +1,141 @@
+"""Read a capture's body within its size and time limits; never a truncated copy.
+
+What a sender is told when its body is refused: 413 past HOOKSCOPE_MAX_BODY_BYTES (naming it),
+408 past HOOKSCOPE_BODY_TIMEOUT_SECONDS, 400 when the body ends before its declared length or
+its last chunk. Nothing is stored in any of these cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.ingest.environ import BODY_TIMER, abandon
+
+# Bodies are read in pieces of this size into a buffer sized from Content-Length.
+READ_CHUNK = 256 * 1024
+
+Environ = dict[str, Any]
+
+
+class Refused(Exception):
+    """The capture is answered with ``status`` and ``text`` and nothing is stored."""
+
+    def __init__(self, status: int, text: str, **headers: str) -> None:
+        super().__init__(text)
+        self.status, self.text, self.headers = status, text, headers
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive within HOOKSCOPE_BODY_TIMEOUT_SECONDS."""
+
+
+def read_body(environ: Environ, config: Mapping[str, Any], gevent: bool) -> bytes | bytearray:
+    """Read the whole body, chunked or not, within the size and time limits; never truncate."""
+    declared = content_length(environ)
+    limit = config["HOOKSCOPE_MAX_BODY_BYTES"]
+    if declared is not None and declared > limit:
+        raise too_large(environ, declared, limit)
+    stream = environ["wsgi.input"]
+    timer = _body_timer(environ, config["HOOKSCOPE_BODY_TIMEOUT_SECONDS"]) if gevent else None
+    try:
+        if timer is not None:
+            timer.start()
+        try:
+            if declared is not None:
+                body = _read_exactly(stream, declared)
+            elif environ.get("wsgi.input_terminated"):
+                body = _read_to_end(stream, limit + 1)
+                if len(body) > limit:
+                    raise too_large(environ, None, limit)
+            else:
+                body = b""  # no length and no chunking: HTTP says there is no body
+        finally:
+            if timer is not None:
+                timer.cancel()
+    except BodyTimeout:
+        abandon(environ)
+        raise Refused(
+            408,
+            f"the body did not arrive within {config['HOOKSCOPE_BODY_TIMEOUT_SECONDS']} s"
+            " (HOOKSCOPE_BODY_TIMEOUT_SECONDS); nothing was stored",
+            Connection="close",
+        ) from None
+    except OSError:
+        # The sender closed the connection (or broke the chunked framing) mid-body.
+        abandon(environ)
+        what = "its last chunk" if declared is None else f"its Content-Length ({declared} bytes)"
+        raise Refused(400, f"the body ended before {what} arrived; nothing was stored") from None
+    return body
+
+
+def _body_timer(environ: Environ, seconds: int) -> Any:
+    """The gevent timer that bounds reading this body (HOOKSCOPE_BODY_TIMEOUT_SECONDS)."""
+    timer_for = environ.get(BODY_TIMER)
+    if timer_for is not None:
+        return timer_for(seconds, BodyTimeout)  # the connection's own, reused (the server's)
+    import gevent
+
+    return gevent.Timeout(seconds, BodyTimeout)
+
+
+def too_large(environ: Environ, declared: int | None, limit: int) -> Refused:
+    """Say plainly what was refused and which setting changes the limit."""
+    size = f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
+    reason = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
+    # Past twice the limit (or with no end declared), stop reading: draining a huge or endless
+    # upload would tie the connection up for as long as the sender keeps sending.
+    if declared is None or declared > 2 * limit:
+        abandon(environ)
+        return Refused(413, reason, Connection="close")
+    return Refused(413, reason)
+
+
+def content_length(environ: Environ) -> int | None:
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None  # chunked framing overrides any Content-Length (RFC 9112, 6.3)
+    raw = environ.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Refused(400, f"Content-Length {raw[:40]!r} is not a number") from None
+    if value < 0:
+        raise Refused(400, "Content-Length is negative")
+    return value
+
+
+def _read_exactly(stream: Any, size: int) -> bytes | bytearray:
+    """Read ``size`` bytes into one buffer allocated up front (no copies of big bodies)."""
+    if size <= READ_CHUNK:
+        data = stream.read(size) if size else b""
+        if len(data) != size:
+            raise OSError("the body ended early")
+        return data
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        chunk = stream.read(min(READ_CHUNK, size - filled))
+        if not chunk:
+            raise OSError("the body ended early")
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    view.release()
+    return buffer
+
+
+def _read_to_end(stream: Any, cap: int) -> bytes | bytearray:
+    """Read a self-terminating (chunked) body, stopping once it passes ``cap`` bytes."""
+    buffer = bytearray()
+    while len(buffer) < cap:
+        chunk = stream.read(min(READ_CHUNK, cap - len(buffer)))
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
+
+
+def mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"

@@ -1,0 +1,34 @@
+"""How storage fails: what callers catch, and telling the database's trouble from our bugs."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+
+class StorageUnavailable(Exception):
+    """The database could not store the capture (locked, full, down): nothing was stored."""
+
+
+class Stale(Exception):
+    """The connection was found dead by a batch's first round trip: nothing can have been stored."""
+
+
+def db_errors() -> tuple[type[BaseException], ...]:
+    """The DB-API error classes of the drivers in use, for telling storage trouble from bugs."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed: PostgreSQL is not in use
+        return errors
+    return (*errors, psycopg.Error)
+
+
+def discard(conn: Any) -> None:
+    """Roll back what a failed transaction left and drop the connection from the pool: a
+    connection in an unknown state is never reused."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: S110 - the connection is discarded anyway
+        pass
+    conn.invalidate()

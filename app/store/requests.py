@@ -1,0 +1,119 @@
+"""A bin's captured requests in the database: pages of summaries, one request, and changes.
+
+Listing reads only the ``requests`` table, keyset-paginated by ``(bin_id, seq)``; headers and
+bodies live in ``payloads`` and are read when a request is opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+
+from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
+from app.domain.models import Bin, CapturedRequest, Payload, SummaryDict
+from app.extensions import db
+from app.store.engine import begin_write
+
+
+@dataclass(frozen=True)
+class Page:
+    requests: list[SummaryDict]
+    next_before: int | None
+    # Set when a search stopped on its work budget before filling the page (app/search/).
+    searched_down_to: int | None = None
+
+
+def page(
+    bin_id: str,
+    *,
+    limit: int = PAGE_LIMIT_DEFAULT,
+    before: int | None = None,
+    method: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page:
+    """List summaries newest first, keyset-paginated by sequence number, optionally filtered."""
+    limit = max(1, min(limit, PAGE_LIMIT_MAX))
+    query = select(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
+    if before is not None:
+        query = query.where(CapturedRequest.seq < before)
+    if method:
+        query = query.where(CapturedRequest.method == method.upper())
+    if since is not None:
+        query = query.where(CapturedRequest.received_at >= since)
+    if until is not None:
+        query = query.where(CapturedRequest.received_at < until)
+    rows = db.session.scalars(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([r.to_summary() for r in rows], rows[-1].seq if more else None)
+
+
+def since(bin_id: str, after: int, limit: int) -> list[SummaryDict]:
+    """Return up to ``limit`` of the newest summaries with ``seq > after``, oldest first."""
+    rows = db.session.scalars(
+        select(CapturedRequest)
+        .where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq > after)
+        .order_by(CapturedRequest.seq.desc())
+        .limit(limit)
+    ).all()
+    return [r.to_summary() for r in reversed(rows)]
+
+
+def find(bin_id: str, seq: int) -> CapturedRequest | None:
+    """Return one captured request (summary columns only)."""
+    if not 0 <= seq <= MAX_SEQ:
+        return None
+    return db.session.scalars(
+        select(CapturedRequest).where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)
+    ).one_or_none()
+
+
+def payload_of(captured: CapturedRequest) -> Payload:
+    """Load the headers and body of a captured request."""
+    return db.session.get_one(Payload, captured.id)
+
+
+def delete_request(bin_id: str, seq: int) -> bool:
+    """Delete one request; tell whether it existed."""
+    if not 0 <= seq <= MAX_SEQ:
+        return False
+    begin_write()
+    gone = db.session.execute(
+        delete(CapturedRequest).where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)
+    ).rowcount
+    if gone:
+        db.session.execute(
+            update(Bin).where(Bin.id == bin_id).values(request_count=Bin.request_count - gone)
+        )
+    db.session.commit()
+    return bool(gone)
+
+
+def clear(bin_id: str, *, include_pinned: bool = False) -> int:
+    """Delete a bin's requests (pinned ones stay unless asked); return how many went."""
+    begin_write()
+    condition = CapturedRequest.bin_id == bin_id
+    if not include_pinned:
+        condition = condition & CapturedRequest.pinned.is_(False)
+    gone = db.session.execute(delete(CapturedRequest).where(condition)).rowcount
+    remaining = db.session.scalar(
+        select(func.count()).select_from(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
+    )
+    db.session.execute(update(Bin).where(Bin.id == bin_id).values(request_count=remaining))
+    db.session.commit()
+    return gone
+
+
+def set_pinned(bin_id: str, seq: int, pinned: bool) -> SummaryDict | None:
+    """Pin or unpin a request; return its summary, or None when there is no such request."""
+    begin_write()
+    captured = find(bin_id, seq)
+    if captured is None:
+        db.session.rollback()
+        return None
+    captured.pinned = pinned
+    db.session.commit()
+    return captured.to_summary()

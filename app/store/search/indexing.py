@@ -1,0 +1,77 @@
+"""SQLite: index the requests queued for search, and index a streamed body at once.
+
+The payload's insert trigger only queues a new request in ``search_pending`` (migration 0004);
+``index_pending`` indexes the queue through the view ``request_search_source`` (migration 0003),
+one statement for a whole burst. A body written through the blob API is indexed at once instead
+(``index_streamed``): left to the queue, the view would read the whole body, twice.
+
+What the view computes is the schema's, made by the migrations; the few of its terms that
+``index_streamed`` repeats are written out again here, because migrations are history and app
+code never imports them. tests/test_search.py compares these with migration 0003's and what the
+index holds with what the view says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The body's head that the index holds, and the form bodies whose percent-escapes of
+# punctuation are read as spaces (migration 0003's BODY_LIMIT, FORM and ESCAPES).
+BODY_LIMIT = 65536
+FORM = "application/x-www-form-urlencoded%"
+ESCAPES = [f"%{ord(c):02X}" for c in ' "#%&+,/:=?@[]{}']
+# The most queued requests one statement indexes, so the write lock is held briefly.
+INDEX_BATCH = 2000
+
+
+def unescaped(expression: str) -> str:
+    """SQL for ``expression`` with each punctuation escape made a space."""
+    for escape in ESCAPES:
+        expression = f"replace({expression}, '{escape}', ' ')"
+    return expression
+
+
+# The view's row for one request, with its body's indexed head bound as ?1 instead of read from
+# the stored body; the request is ?2. Built from the constants above only, never from input.
+_HEAD = "?1"
+_INDEX_STREAMED = f"""
+INSERT INTO request_search(rowid, bin, target, headers, body)
+SELECT s.id, s.bin, s.target, s.headers, CASE
+      WHEN instr({_HEAD}, x'00') > 0 THEN NULL
+      WHEN r.content_type LIKE '{FORM}' THEN {unescaped(f"CAST({_HEAD} AS TEXT)")}
+      ELSE CAST({_HEAD} AS TEXT)
+    END
+FROM request_search_source AS s JOIN requests AS r ON r.id = s.id WHERE s.id = ?2
+"""  # noqa: S608
+_DEQUEUE = "DELETE FROM search_pending WHERE request_id = ?"
+_QUEUE_BOUND = (
+    "SELECT max(request_id), count(*) FROM"
+    " (SELECT request_id FROM search_pending ORDER BY request_id LIMIT ?)"
+)
+# Each queued request is looked up by id (written as a join, SQLite carried the bound over to
+# payloads and read every payload below it).
+_INDEX_QUEUED = (
+    "INSERT INTO request_search(rowid, bin, target, headers, body)"
+    " SELECT id, bin, target, headers, body FROM request_search_source"
+    " WHERE id IN (SELECT request_id FROM search_pending WHERE request_id <= ?)"
+)
+_DEQUEUE_THROUGH = "DELETE FROM search_pending WHERE request_id <= ?"
+
+
+def index_pending(cur: Any, limit: int = INDEX_BATCH) -> int:
+    """Index up to ``limit`` queued requests, lowest ids first; return how many were queued.
+
+    ``cur`` is a DB-API cursor inside a write transaction, which the caller commits.
+    """
+    cur.execute(_QUEUE_BOUND, (limit,))
+    through, taken = cur.fetchone()
+    if taken:
+        cur.execute(_INDEX_QUEUED, (through,))
+        cur.execute(_DEQUEUE_THROUGH, (through,))
+    return taken
+
+
+def index_streamed(cur: Any, request_id: int, body: bytes | bytearray) -> None:
+    """Index a request whose body was just written through the blob API, and unqueue it."""
+    cur.execute(_INDEX_STREAMED, (bytes(memoryview(body)[:BODY_LIMIT]), request_id))
+    cur.execute(_DEQUEUE, (request_id,))

@@ -1,0 +1,189 @@
+"""The SQLite capture writer: a batch statement by statement, under the database's write lock.
+
+In-process and under the database-wide write lock, statement by statement is cheap. The batch
+numbers each bin's captures (``UPDATE ... RETURNING``), inserts the requests and payloads with
+one multi-row INSERT each, drops the oldest unpinned requests beyond each bin's limit (never the
+newest) and renews expiries. Big bodies are written through the blob API (``STREAM_BLOB_BYTES``)
+and indexed for search at once; everything else is queued for search by the payload's insert
+trigger and indexed later (app/store/search/indexing.py).
+
+Who calls what, and where (app/store/recorder.py): ``write`` with ``wait=False`` on the event
+loop when the write lock is free; with ``wait=True`` and ``index`` in the writer's native thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from app.domain.models import SummaryDict
+from app.store import batch as batches
+from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
+from app.store.errors import StorageUnavailable, discard
+from app.store.search import indexing
+from app.store.writer import Writer
+
+# Bodies at least this big are written through the blob API, straight into the database's pages:
+# bound as a parameter, sqlite3 copies the body, SQLite builds the row in memory from that copy
+# and indexing it for search reads it back again (a 25 MiB body peaked at 4.2x its size).
+STREAM_BLOB_BYTES = 256 * 1024
+# Marks a pooled connection (its pool record's info) whose automatic checkpoint is off.
+_NO_AUTOCHECKPOINT = "hookscope.no_autocheckpoint"
+
+_TAKE_SEQS = f"""
+UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ? WHERE id = ?
+RETURNING {", ".join(NUMBERED_COLUMNS)}
+"""  # noqa: S608 - column names from app/store/batch.py
+_INSERT_REQUEST = """
+INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
+                      remote_addr, received_at, status, rejected, pinned)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_PAYLOAD = (
+    "INSERT INTO payloads (request_id, url, http_version, headers, body) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_PAYLOAD_ZEROBLOB = (
+    "INSERT INTO payloads (request_id, url, http_version, headers, body)"
+    " VALUES (?, ?, ?, ?, zeroblob(?))"
+)
+_OLDEST = """
+SELECT id, seq FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ? ORDER BY seq LIMIT ?
+"""
+_DELETE_REQUEST = "DELETE FROM requests WHERE id = ?"
+_SHRINK = "UPDATE bins SET request_count = request_count - ? WHERE id = ?"
+_RENEW = "UPDATE bins SET expires_at = ? WHERE id = ?"
+
+
+class SqliteWriter(Writer):
+    sqlite = True
+
+    def __init__(self, engine: Any, busy_timeout_ms: int = 30_000) -> None:
+        super().__init__(engine, busy_timeout_ms)
+        # True when index() also checkpoints the WAL (the Recorder's native thread), so write()
+        # turns SQLite's automatic checkpoint off on its connections: otherwise every thousandth
+        # page the committing batch would copy the WAL back and fsync, on the event loop.
+        self.checkpoint_in_index = False
+
+    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
+        """Store the batch in one transaction and set each item's result, or raise for all.
+
+        With ``wait=False`` nothing waits for the write lock: when another connection holds it,
+        nothing is done and False comes back, for the caller to write the batch where waiting is
+        harmless.
+        """
+        cur = conn.cursor()  # autocommit mode: we say when the transaction starts, and how
+        if self.checkpoint_in_index and not conn.info.get(_NO_AUTOCHECKPOINT):
+            cur.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.info[_NO_AUTOCHECKPOINT] = True
+        if not wait:
+            cur.execute("PRAGMA busy_timeout = 0")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if wait:
+                raise StorageUnavailable("the database stayed locked") from None
+            return False
+        finally:
+            if not wait:
+                cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        try:
+            self._write(conn, cur, batch)
+            conn.commit()
+        except BaseException as err:
+            self.failed(conn, batch, err)
+        return True
+
+    def index(self, conn: Any) -> bool:
+        """Index a batch of the requests queued for search; tell whether more are queued.
+
+        Waits for the write lock, so it runs in the writer's native thread, where SQLite's
+        work (one statement for the whole batch, the GIL released) goes on beside the event loop.
+        """
+        cur = conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            taken = indexing.index_pending(cur)
+            conn.commit()
+            if self.checkpoint_in_index:
+                # Copy what the WAL holds back into the database without waiting for anyone
+                # (PASSIVE), so the WAL stays small while writers keep going.
+                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
+        return taken >= indexing.INDEX_BATCH
+
+    def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
+        grouped = batches.by_bin(batch)
+        taken = {}
+        for bin_id, items in grouped.items():
+            cur.execute(_TAKE_SEQS, (len(items), len(items), bin_id))
+            found = cur.fetchone()
+            if found is not None:
+                taken[bin_id] = Numbered.from_row(found)
+        bins, stored = batches.judge(grouped, taken)
+        if not stored:
+            return
+        summaries = self._insert(conn, cur, stored)
+        dropped = {b.bin_id: self._keep(cur, b) for b in bins}
+        batches.settle(bins, stored, summaries, dropped)
+
+    def _insert(self, conn: Any, cur: Any, stored: list[Stored]) -> list[SummaryDict]:
+        # The transaction holds the write lock, so nobody else can take these ids meanwhile.
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
+        (top,) = cur.fetchone()
+        summaries, rows, payloads, streamed = [], [], [], []
+        for request_id, done in enumerate(stored, top + 1):
+            described, request, payload = batches.row(done, sqlite=True)
+            summaries.append(described)
+            rows.append((request_id, done.item.bin_id, done.seq, *request, False))
+            if len(done.item.snap.body) >= STREAM_BLOB_BYTES:
+                streamed.append((request_id, *payload))
+            else:
+                payloads.append((request_id, *payload))
+        _insert_rows(cur, _INSERT_REQUEST, rows)
+        _insert_rows(cur, _INSERT_PAYLOAD, payloads)
+        for request_id, url, http_version, headers_json, body in streamed:
+            cur.execute(
+                _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
+            )
+            with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
+                blob.write(body)
+            indexing.index_streamed(cur, request_id, body)
+        return summaries
+
+    def _keep(self, cur: Any, bin_: BinBatch) -> list[int]:
+        """Apply the bin's retention and renew its expiry; return the seqs dropped."""
+        numbered = bin_.numbered
+        dropped = _drop_oldest(cur, bin_.bin_id, bin_.excess, keep=numbered.last_seq)
+        renewed = numbered.renewed_expiry(bin_.items[-1].snap.received_at)
+        if renewed is not None:
+            cur.execute(_RENEW, (_stored_time(renewed), bin_.bin_id))
+        return dropped
+
+
+def _insert_rows(cur: Any, statement: str, rows: list[tuple]) -> None:
+    """Insert ``rows`` with one multi-row INSERT (one statement to run, not one per row)."""
+    if not rows:
+        return
+    head, values = statement.split("VALUES")
+    sql = f"{head}VALUES {', '.join([values.strip()] * len(rows))}"
+    cur.execute(sql, [value for row in rows for value in row])
+
+
+def _drop_oldest(cur: Any, bin_id: str, excess: int, keep: int) -> list[int]:
+    """Delete the ``excess`` oldest unpinned requests other than ``keep``; return their seqs."""
+    if excess <= 0:
+        return []
+    cur.execute(_OLDEST, (bin_id, False, keep, excess))
+    victims = cur.fetchall()
+    if victims:
+        cur.executemany(_DELETE_REQUEST, [(v[0],) for v in victims])
+        cur.execute(_SHRINK, (len(victims), bin_id))
+    return [v[1] for v in victims]
+
+
+def _stored_time(naive_utc: datetime) -> str:
+    """The form SQLAlchemy's DateTime column stores on SQLite."""
+    return naive_utc.isoformat(" ", "microseconds")

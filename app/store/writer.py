@@ -1,0 +1,57 @@
+"""What both capture writers share: a pooled connection, and failing a batch cleanly.
+
+``writer_for`` picks the engine's writer (app/store/sqlite.py, app/store/postgres.py). A writer
+stores a whole batch in one transaction and sets each capture's result, or raises for all of
+them; it touches only the connection and the batch, so it may run in a native thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from app.store.batch import Pending
+from app.store.errors import StorageUnavailable, db_errors, discard
+
+
+class Writer:
+    """Writes batches of captures through DB-API connections from the app's engine pool."""
+
+    sqlite = False
+
+    def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
+        self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
+
+    def checkout(self) -> Any:
+        """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
+        try:
+            return self._engine.raw_connection()
+        except DBAPIError as err:
+            raise StorageUnavailable(str(err.orig)) from err
+
+    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
+        """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
+        raise NotImplementedError
+
+    def failed(self, conn: Any, batch: list[Pending], err: BaseException) -> NoReturn:
+        """Give up on the batch: nothing of it was stored, the connection is dropped."""
+        for item in batch:
+            item.result = None
+        discard(conn)
+        if isinstance(err, db_errors()):
+            raise StorageUnavailable(str(err)) from err
+        raise err
+
+
+def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
+    """The writer for the engine's database."""
+    if engine.dialect.name == "sqlite":
+        from app.store.sqlite import SqliteWriter
+
+        return SqliteWriter(engine, busy_timeout_ms)
+    from app.store.postgres import PostgresWriter
+
+    return PostgresWriter(engine, busy_timeout_ms)

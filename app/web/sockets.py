@@ -1,0 +1,43 @@
+"""Socket.IO handlers, beside the HTTP routes: ``watch`` joins a bin's room (app/live/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_socketio import emit, join_room
+
+from app.domain.models import SummaryDict
+from app.extensions import socketio
+from app.live import CAPTURED, room
+from app.store import requests as stored
+from app.web import access
+
+
+@socketio.on("watch")
+def on_watch(data: Any) -> dict[str, Any]:
+    """Join a bin's room and replay what the client missed."""
+    if not isinstance(data, dict) or not isinstance(data.get("bin"), str):
+        return {"ok": False, "error": "watch needs {'bin': '<id>', 'after': <seq or null>}"}
+    after = data.get("after")
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+        return {"ok": False, "error": "'after' must be a sequence number or null"}
+    key = data.get("key") if isinstance(data.get("key"), str) else None
+    bin_ = access.readable(data["bin"], key)
+    if bin_ is None:
+        # The same answer for a missing bin and a wrong key.
+        return {"ok": False, "error": "no such bin, or this key does not open it"}
+    # Join first, then read: a capture committed in between arrives twice, never zero times.
+    join_room(room(bin_.id))
+    missed = [] if after is None else _missed(bin_.id, after)
+    for summary in missed:
+        emit(CAPTURED, summary)
+    last_seq = max([bin_.last_seq, after or 0] + [s["seq"] for s in missed])
+    # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
+    capped = len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"]
+    gap = capped and missed[0]["seq"] > after + 1
+    return {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
+
+
+def _missed(bin_id: str, after: int) -> list[SummaryDict]:
+    return stored.since(bin_id, after, current_app.config["HOOKSCOPE_REPLAY_LIMIT"])
