@@ -636,6 +636,28 @@ def test_two_pipelined_requests_are_both_captured_in_order(server, bin_):
     assert_still_captures(server)
 
 
+@pytest.mark.parametrize(
+    ("fields", "status", "says"),
+    [
+        ([f"X-Big: {'b' * 17 * 1024}"], 431, "longer than 16384 bytes"),
+    ],
+    ids=["header value of 17 KB"],
+)
+def test_a_refused_page_request_never_reaches_flask(server, fields, status, says):
+    logged = len(server.log_text())
+    # Answered by Flask, this would create a bin (201).
+    head = ["POST /api/v1/bins HTTP/1.1", "Host: 127.0.0.1", *fields]
+    sent = "\r\n".join([*head, "", ""]).encode() + b"2\r\n{}\r\n0\r\n\r\n"
+    answer = exchange_one(server, sent, timeout=5)
+    assert answer.status == status
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert says in answer.body.decode()
+    assert answer.body.endswith(b"; nothing was stored\n")
+    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    # The refusal is one line in the error log; no traceback.
+    assert "Traceback" not in server.log_text()[logged:]
+
+
 # --- the gzip bomb ---------------------------------------------------------------------------
 
 

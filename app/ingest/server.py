@@ -229,6 +229,8 @@ class Handler(PyWSGIHandler):
 
     def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
         self._stop_head_timer()
+        # This request has no environ: let no access line show the previous request's instead.
+        self.environ = None
         if isinstance(ex, HeadTooLarge):
             text = (
                 f"{ex}; this server accepts up to {MAX_HEADER_FIELDS} header fields of up to"
@@ -326,7 +328,9 @@ class Handler(PyWSGIHandler):
         self.response_length += len(data)
 
     def log_request(self) -> None:
-        if not (self.path or "").startswith(CAPTURE_PREFIX):
+        # Captures log their own line; a request refused before it had an environ has its line in
+        # the error log (_handle_client_error), and gunicorn's access line needs the environ.
+        if self.environ is not None and not (self.path or "").startswith(CAPTURE_PREFIX):
             super().log_request()
 
 
