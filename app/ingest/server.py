@@ -15,7 +15,8 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 * a body stream the app can ``abandon()``: the connection is closed after the response instead of
   reading (draining) whatever the sender still has, for bodies refused as too large or too slow;
 * the socket where simple-websocket looks for it, for Socket.IO's WebSocket transport;
-* no access-log line for captures, which log one structured line of their own;
+* no access-log line for captures, which log one structured line of their own, and on the
+  other lines everything the sender wrote escaped as the capture line escapes it;
 * the Date header formatted once a second, not for every response;
 * a short response (every capture's answer) sent with one ``send``: pywsgi sends the head and the
   body separately, through a ``sendall`` that also asks the kernel for the socket's buffer size
@@ -31,10 +32,12 @@ from typing import Any
 
 import gevent
 from gevent import pywsgi
+from gunicorn.glogging import SafeAtoms
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
 from app.domain.paths import CAPTURE_PREFIX
 from app.ingest.environ import ABANDON, BODY_TIMER, RAW_HEADERS
+from app.runtime.logs import printable
 
 # Header limits: generous for webhook senders (some send 60+ headers and multi-kilobyte
 # signatures), small enough that a request's head stays a few MiB at most.
@@ -496,10 +499,34 @@ class Handler(PyWSGIHandler):
             super().log_request()
 
 
+class AccessAtoms(SafeAtoms):
+    """The values of gunicorn's access line, escaped as the capture line escapes them.
+
+    gunicorn only puts a backslash before double quotes: the request line, User-Agent, Referer,
+    the Basic user name and any header or environ value a custom format names would reach the log
+    with ESC, CR and other control characters as sent. Values are escaped when the format reads
+    them, so the few atoms a line uses cost a C-level check each.
+    """
+
+    def __init__(self, atoms: dict[str, Any]) -> None:
+        dict.__init__(self, atoms)  # SafeAtoms' own escaping is done in __getitem__, after ours
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, str):
+            return printable(value).replace('"', '\\"')
+        return value
+
+
 class Worker(GeventPyWSGIWorker):
     """gunicorn's pywsgi worker with the ``Handler`` above."""
 
     wsgi_handler = Handler
+
+    def init_process(self) -> None:
+        # In the worker, after the fork: the master's logger writes no access lines.
+        self.log.atoms_wrapper_class = AccessAtoms
+        super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
