@@ -525,6 +525,13 @@ class Worker(GeventPyWSGIWorker):
 
     def init_process(self) -> None:
         # In the worker, after the fork: the master's logger writes no access lines.
+        if not hasattr(self.log, "atoms_wrapper_class"):
+            # gunicorn's Logger.access() wraps its values in this class (gunicorn 23 to 27); a
+            # logger without it would write the sender's control characters into the log.
+            raise RuntimeError(
+                f"{type(self.log).__name__} has no atoms_wrapper_class: Hookscope needs gunicorn's"
+                " Logger (gunicorn>=23,<28) or a subclass, to escape access-log lines"
+            )
         self.log.atoms_wrapper_class = AccessAtoms
         super().init_process()
 
