@@ -49,8 +49,30 @@ cases use HOOKSCOPE_MAX_BODY_BYTES=65536; "stored" is checked through the detail
 | closed mid-body (RST)            | (reset)                    | nothing                          |
 | closed mid-chunk                 | 400 '...its last chunk...' | nothing                          |
 | gzip bomb 1 MB -> 1 GiB          | 200 ok                     | compressed bytes; not inflated   |
+| Transfer-Encoding: Chunked       | 200 ok                     | body exact, de-chunked           |
+| Content-Length: 005              | 200 ok                     | 5 bytes; the header as sent      |
+| ESC, DEL and tab in a value      | 200 ok                     | header exact                     |
+| two Content-Lengths, 5 and 30    | 400 names both; closed     | nothing                          |
+| Content-Length: 5, 30            | 400 names both; closed     | nothing                          |
+| two of 5, or Content-Length: 5, 5| 400 (our choice); closed   | nothing                          |
+| Content-Length +5, 1_0, 19 digits| 400 not a byte count; closed | nothing                        |
+| Content-Length + Transfer-Enc.   | 400 send one; closed       | nothing (either order)           |
+| TE chunked twice, on 1 or 2 lines| 400 chunked more than once; closed | nothing                  |
+| TE gzip, chunked; identity+chunked| 501 names the coding; closed | nothing                       |
+| TE chunked, gzip; TE gzip        | 400 does not end with chunked; closed | nothing               |
+| TE "chunked," (empty element)    | 400 has an empty coding; closed | nothing                     |
+| TE on HTTP/1.0, with or w/o CL   | 400 names HTTP/1.0; closed | nothing                          |
+| bare CR, CR before CRLF, NUL     | 400 names the field; closed | nothing                         |
+| header name: SP, (, Latin-1, ^A; | 400 name is not a token;   | nothing                          |
+|   SP before the colon            |   closed                   |                                  |
+| head cut short (FIN before the   | 400 names it               | nothing                          |
+|   empty line, or mid-line)       |                            |                                  |
+| page request (POST /api/v1/bins) | the same 400/501/431 text; | no bin created; no traceback     |
+|   with CL + TE, gzip, 17 KB      |   Flask never sees it      |   in the log                     |
 
-X is a second bin; "own bin" is the bin the URL names.
+X is a second bin; "own bin" is the bin the URL names. Each refused framing case carries a whole
+second request in its body (another capture for the same bin): it is never answered or stored, and
+the server closes the connection without being asked to.
 """
 
 from __future__ import annotations
@@ -385,6 +407,22 @@ CASES = {
     "GET, space after the version": Case(line="GET {target} HTTP/1.1 ", status=400),
     "GET without a version": Case(line="GET {target}", status=400),
     "HTTP/1.0 without Host": Case(wire_body=b"old", version="1.0", host=False, check=checks_http10),
+    "Transfer-Encoding: Chunked, any case": Case(
+        headers=[("Transfer-Encoding", "Chunked")],
+        content_length=False,
+        wire_body=CHUNKED_WIRE,
+        stored_body=b"".join(CHUNKS),
+        check=checks_header("Transfer-Encoding", "Chunked"),
+    ),
+    "Content-Length with leading zeros": Case(
+        headers=[("Content-Length", "005")],
+        content_length=False,
+        wire_body=b"hello",
+        check=checks_header("Content-Length", "005"),
+    ),
+    "ESC, DEL and a tab in a header value": Case(
+        headers=[("X-Odd", "a\x1b[31mb\x7f\tc")], check=checks_header("X-Odd", "a\x1b[31mb\x7f\tc")
+    ),
 }
 
 
@@ -634,6 +672,196 @@ def test_two_pipelined_requests_are_both_captured_in_order(server, bin_):
     assert assert_stored_exactly(server, bin_["id"], 1, b"first")["path"] == "/one"
     assert assert_stored_exactly(server, bin_["id"], 2, b"second")["path"] == "/two"
     assert_still_captures(server)
+
+
+# --- ambiguous framing (request smuggling) ---------------------------------------------------
+
+# Stands in for a whole second request to the same bin: were it read from the body, it would be
+# answered and stored, and the sender would be speaking for someone else.
+SMUGGLED = b"<smuggled request>"
+CHUNKED_HELLO = b"5\r\nhello\r\n0\r\n\r\n"
+
+
+@dataclass
+class Framing:
+    """A request whose body's end is ambiguous: refused, closed, and nothing read from its body."""
+
+    fields: list[str]  # header lines after Host, exactly as sent
+    says: str  # what the refusal must name
+    body: bytes = b"hello" + SMUGGLED
+    status: int = 400
+    version: str = "1.1"
+
+
+FRAMING = {
+    "two Content-Lengths that differ": Framing(
+        ["Content-Length: 5", "Content-Length: 30"],
+        "Content-Length is sent more than once ('5, 30'); send it once",
+    ),
+    "Content-Length: 5, 30": Framing(
+        ["Content-Length: 5, 30"], "Content-Length is sent more than once ('5, 30')"
+    ),
+    "two identical Content-Lengths": Framing(
+        ["Content-Length: 5", "Content-Length: 5"], "Content-Length is sent more than once ('5, 5')"
+    ),
+    "Content-Length: 5, 5": Framing(
+        ["Content-Length: 5, 5"], "Content-Length is sent more than once ('5, 5')"
+    ),
+    "Content-Length: +5": Framing(
+        ["Content-Length: +5"], "Content-Length '+5' is not a byte count (decimal digits only"
+    ),
+    "Content-Length: 1_0": Framing(
+        ["Content-Length: 1_0"],
+        "Content-Length '1_0' is not a byte count",
+        body=b"helloworld" + SMUGGLED,
+    ),
+    "Content-Length of 19 digits": Framing(
+        ["Content-Length: 1000000000000000000"], "Content-Length '1000000000000000000' is not a"
+    ),
+    "Content-Length and Transfer-Encoding": Framing(
+        ["Content-Length: 5", "Transfer-Encoding: chunked"],
+        "Content-Length and Transfer-Encoding are both sent; send one",
+        body=CHUNKED_HELLO + SMUGGLED,
+    ),
+    "Transfer-Encoding and Content-Length": Framing(
+        ["Transfer-Encoding: chunked", "Content-Length: 5"],
+        "Content-Length and Transfer-Encoding are both sent; send one",
+        body=CHUNKED_HELLO + SMUGGLED,
+    ),
+    "Transfer-Encoding: chunked twice": Framing(
+        ["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+        "Transfer-Encoding 'chunked, chunked' applies chunked more than once",
+        body=SMUGGLED,
+    ),
+    "Transfer-Encoding: chunked, chunked": Framing(
+        ["Transfer-Encoding: chunked, chunked"],
+        "Transfer-Encoding 'chunked, chunked' applies chunked more than once",
+        body=SMUGGLED,
+    ),
+    "Transfer-Encoding: gzip, chunked": Framing(
+        ["Transfer-Encoding: gzip, chunked"],
+        "transfer coding 'gzip' is not implemented",
+        body=SMUGGLED,
+        status=501,
+    ),
+    "Transfer-Encoding: identity, then chunked": Framing(
+        ["Transfer-Encoding: identity", "Transfer-Encoding: chunked"],
+        "transfer coding 'identity' is not implemented",
+        body=SMUGGLED,
+        status=501,
+    ),
+    "Transfer-Encoding: chunked, gzip": Framing(
+        ["Transfer-Encoding: chunked, gzip"],
+        "Transfer-Encoding 'chunked, gzip' does not end with chunked",
+        body=SMUGGLED,
+    ),
+    "Transfer-Encoding: gzip": Framing(
+        ["Transfer-Encoding: gzip"], "Transfer-Encoding 'gzip' does not end with chunked"
+    ),
+    "Transfer-Encoding: chunked, (empty)": Framing(
+        ["Transfer-Encoding: chunked,"],
+        "Transfer-Encoding 'chunked,' has an empty coding",
+        body=SMUGGLED,
+    ),
+    "Transfer-Encoding on HTTP/1.0": Framing(
+        ["Transfer-Encoding: chunked", "Connection: keep-alive"],
+        "Transfer-Encoding on an HTTP/1.0 request",
+        body=CHUNKED_HELLO + SMUGGLED,
+        version="1.0",
+    ),
+    "Transfer-Encoding and Content-Length on HTTP/1.0": Framing(
+        ["Content-Length: 5", "Transfer-Encoding: chunked", "Connection: keep-alive"],
+        "Transfer-Encoding on an HTTP/1.0 request",
+        version="1.0",
+    ),
+    "bare CR in a header value": Framing(
+        ["X-Note: a\rb", "Content-Length: 5"],
+        "header field 'X-Note' holds a CR that does not end its line",
+    ),
+    "CR before the CRLF": Framing(
+        ["Content-Length: 5", "X-Note: ab\r"], "header field 'X-Note' holds a CR that does not"
+    ),
+    "NUL in a header value": Framing(
+        ["X-Note: a\0b", "Content-Length: 5"], "header field 'X-Note' holds a NUL byte"
+    ),
+    "space in a header name": Framing(
+        ["X Note: 1", "Content-Length: 5"], "header name 'X Note' is not a token"
+    ),
+    "space before the colon": Framing(
+        ["Content-Length: 5", "Content-Length : 30"],
+        "header name 'Content-Length ' is not a token",
+    ),
+    "parenthesis in a header name": Framing(
+        ["X(Note): 1", "Content-Length: 5"], "header name 'X(Note)' is not a token"
+    ),
+    "Latin-1 letter in a header name": Framing(
+        ["X-N\xf6te: 1", "Content-Length: 5"], "header name 'X-N\xf6te' is not a token"
+    ),
+    "control character in a header name": Framing(
+        ["X\x01Note: 1", "Content-Length: 5"], "header name 'X\\x01Note' is not a token"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FRAMING.values(), ids=FRAMING.keys())
+def test_ambiguous_framing_is_refused_and_the_connection_closed(server, bin_, case):
+    smuggled = request_bytes(
+        "POST",
+        mount(bin_) + "/smuggled",
+        [("Host", "127.0.0.1"), ("Content-Length", "0"), ("Connection", "close")],
+    )
+    head = [f"POST {mount(bin_)}/first HTTP/{case.version}", "Host: 127.0.0.1", *case.fields]
+    sent = "\r\n".join([*head, "", ""]).encode("latin-1") + case.body.replace(SMUGGLED, smuggled)
+    # The request asks for nothing about the connection: closing it is the server's own doing.
+    # exchange() reads until the server closes; one that kept it open fails with a timeout.
+    answers = exchange(server, sent, timeout=5)
+    assert [a.status for a in answers] == [case.status], [a.body for a in answers]
+    [answer] = answers
+    assert answer.headers["connection"] == "close"
+    text = answer.body.decode("latin-1")
+    assert case.says in text
+    assert text.endswith("; nothing was stored\n")
+    # Neither the request nor the one in its body was stored.
+    assert last_seq(server, bin_["id"]) == 0
+    assert_still_captures(server)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["Content-Length: 0\r\n", "Content-Length: 0\r\nX-Cut: half"],
+    ids=["closed before the empty line", "closed mid-line"],
+)
+def test_a_head_cut_short_is_refused_and_nothing_stored(server, bin_, tail):
+    sent = f"POST {mount(bin_)}/cut HTTP/1.1\r\nHost: 127.0.0.1\r\n{tail}".encode()
+    answer = exchange_one(server, sent, half_close=True)
+    assert answer.status == 400
+    assert answer.body == b"the header section ended before its empty line; nothing was stored\n"
+    assert last_seq(server, bin_["id"]) == 0
+    assert_still_captures(server)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "says"),
+    [
+        (["Content-Length: 2", "Transfer-Encoding: chunked"], 400, "are both sent"),
+        (["Transfer-Encoding: gzip, chunked"], 501, "'gzip' is not implemented"),
+        ([f"X-Big: {'b' * 17 * 1024}"], 431, "longer than 16384 bytes"),
+    ],
+    ids=["Content-Length and Transfer-Encoding", "gzip, chunked", "header value of 17 KB"],
+)
+def test_a_refused_page_request_never_reaches_flask(server, fields, status, says):
+    logged = len(server.log_text())
+    # Answered by Flask, this would create a bin (201).
+    head = ["POST /api/v1/bins HTTP/1.1", "Host: 127.0.0.1", *fields]
+    sent = "\r\n".join([*head, "", ""]).encode() + b"2\r\n{}\r\n0\r\n\r\n"
+    answer = exchange_one(server, sent, timeout=5)
+    assert answer.status == status
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert says in answer.body.decode()
+    assert answer.body.endswith(b"; nothing was stored\n")
+    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    # The refusal is one line in the error log; no traceback.
+    assert "Traceback" not in server.log_text()[logged:]
 
 
 # --- the gzip bomb ---------------------------------------------------------------------------

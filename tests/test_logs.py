@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import re
+import socket
 import time
 
 import pytest
@@ -148,3 +150,33 @@ def test_gunicorn_worker_logs_one_line_per_capture(server):
     while not pattern.search(server.log_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(pattern.findall(server.log_text())) == 1
+
+
+def test_access_line_escapes_what_the_sender_wrote(server):
+    """gunicorn's access line (pages, API) shows the sender's text escaped, as capture lines do."""
+    marker = f"m{time.monotonic_ns()}"
+    user = base64.b64encode(b"ev\r\nil\x1b[2J:pw").decode()
+    sent = (
+        f"GET /healthz?{marker}=\x1b[31mred HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f'User-Agent: "agent\x1b]0;title\x07\x7f\r\nReferer: http://x/\x1b[1m\r\n'
+        f"Authorization: Basic {user}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(sent.encode("latin-1"))
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ")
+    deadline = time.monotonic() + 5
+    while marker.encode() not in server.log_path.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = server.log_path.read_bytes()
+    [line] = [line for line in log.split(b"\n") if marker.encode() in line]
+    assert line.isascii()
+    assert not any(byte < 0x20 or byte == 0x7F for byte in line), line
+    # One line, nothing of the sender's left raw: the user name's CR LF did not split it.
+    assert log.count(marker.encode()) == 1
+    text = line.decode()
+    assert f'"GET /healthz?{marker}=\\x1b[31mred HTTP/1.1" 200 ' in text
+    assert '"http://x/\\x1b[1m" "\\"agent\\x1b]0;title\\x07\\x7f"' in text
+    assert " - ev\\r\\nil\\x1b[2J [" in text
