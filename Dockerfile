@@ -4,6 +4,13 @@
 #
 # Named in full so podman and buildah need no short-name lookup. Only `python3` on PATH is used:
 # the official image has it in /usr/local/bin, a Debian-built stand-in in /usr/bin.
+FROM docker.io/library/python:3.11-slim-bookworm AS requirements
+
+# The dependency list alone, so that the layer installing it is rebuilt only when it changes,
+# not at every edit of pyproject.toml.
+COPY pyproject.toml /
+RUN python3 -c 'import tomllib; print(*tomllib.load(open("/pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /requirements.txt
+
 FROM docker.io/library/python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,12 +29,10 @@ RUN python3 -m venv /opt/venv \
 
 WORKDIR /app
 
-# The dependencies first, read from pyproject.toml, in a layer of their own: a change to the code
-# rebuilds only the small layers below.
-COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# The dependencies in a layer of their own: a change to the code rebuilds only the small layers
+# below.
+COPY --from=requirements /requirements.txt /tmp/
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 # Editable on purpose: Flask then finds templates/, static/ and the instance folder beside app/
 # (/app/instance). Installed into site-packages, the package would look for its instance folder
