@@ -1,4 +1,5 @@
-"""What the scenarios share: gunicorn's processes in /proc, server-log problems, timings, tables."""
+"""What the scenarios share: gunicorn's processes in /proc, server-log problems, timings, tables,
+and the bare reference server."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import math
 import os
 import re
 import resource
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
 
 # Lines in gunicorn's log that are not access-log lines and say something went wrong.
 PROBLEM = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|Exception|locked|Errno")
@@ -165,3 +173,52 @@ def print_rows(head: list[str], rows: list[list[object]]) -> None:
         print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(line)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+class BareServer:
+    """bench/bare_app.py under gunicorn on ``port``: started, stopped and logged as the app is."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = workdir / f"bare-{port}.log"
+        self.proc: subprocess.Popen | None = None
+        self.log = None
+
+    def start(self, timeout: float = 30) -> BareServer:
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:bare_app", "bare_app:app"],
+            cwd=HERE,
+            env={**os.environ, "PORT": str(self.port)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bare gunicorn exited early:\n{self.log_text()[-4000:]}")
+            try:
+                if requests.get(self.url, timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"bare gunicorn did not answer in {timeout}s:\n{self.log_text()[-4000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

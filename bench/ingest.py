@@ -179,8 +179,29 @@ def ingest_bins(
             bin_rows, bin_distinct = stored_rows(base, bin_id, key)
             rows += bin_rows
             distinct += bin_distinct
-    seconds_run = load["duration_us"] / 1e6
     extra = stored - load["ok_2xx"]
+    return {
+        **load_figures(load, connections),
+        "stored_last_seq": stored,
+        "stored_rows": rows,
+        "distinct_seqs": distinct,
+        # wrk stops with up to one request per connection unanswered; the server still stores
+        # those, so stored may exceed 2xx by at most `connections` (plus any timed-out requests).
+        "unanswered_but_stored": extra,
+        "lost": max(0, -extra),
+        "accounting_ok": 0 <= extra <= connections + load["err_timeout"] + load["err_read"]
+        and (rows is None or rows == distinct == stored),
+    }
+
+
+def bare(url: str, connections: int, seconds: float) -> dict:
+    """Load the bare reference app (bench/bare_app.py) as a bin is loaded; nothing is stored."""
+    return load_figures(run_load(url, connections, seconds), connections)
+
+
+def load_figures(load: dict, connections: int) -> dict:
+    """Answers per second, latency and errors of one load run (2xx answers count as captures)."""
+    seconds_run = load["duration_us"] / 1e6
     return {
         "connections": connections,
         "seconds": round(seconds_run, 2),
@@ -192,14 +213,5 @@ def ingest_bins(
         "non_2xx": load["non_2xx"],
         "socket_errors": sum(load[k] for k in ("err_connect", "err_read", "err_write")),
         "timeouts": load["err_timeout"],
-        "stored_last_seq": stored,
-        "stored_rows": rows,
-        "distinct_seqs": distinct,
-        # wrk stops with up to one request per connection unanswered; the server still stores
-        # those, so stored may exceed 2xx by at most `connections` (plus any timed-out requests).
-        "unanswered_but_stored": extra,
-        "lost": max(0, -extra),
-        "accounting_ok": 0 <= extra <= connections + load["err_timeout"] + load["err_read"]
-        and (rows is None or rows == distinct == stored),
         "raw": load,
     }

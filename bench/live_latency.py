@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import wire
 
 BODY = b'{"event":"bench.live","pad":"' + b"x" * 200 + b'"}'
+HEADERS = {"Content-Type": "application/json"}
 # Quiet time between one capture reaching every watcher and the next POST: the watchers' own
 # bookkeeping (and the server's) for one capture must not overlap the next one's fan-out.
 PAUSE_S = 0.02
@@ -133,6 +134,50 @@ def _pct(values: list[float], p: int) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
+def _post(
+    conn: http.client.HTTPConnection, path: str
+) -> tuple[http.client.HTTPResponse, int, float, float]:
+    """POST BODY and read the answer; return it, when it was sent (ns since the epoch and
+    monotonic) and when the answer had been read (monotonic)."""
+    t0_ns = time.time_ns()
+    t0 = time.monotonic()
+    conn.request("POST", path, BODY, HEADERS)
+    resp = conn.getresponse()
+    resp.read()
+    return resp, t0_ns, t0, time.monotonic()
+
+
+def post_back_to_back(base: str, path: str, posts: int, warmup: int) -> dict:
+    """POST ``posts`` times over one keep-alive connection, each as soon as the last is answered.
+
+    The same requests, sent and timed the same way, as ``measure``'s captures: against the bare
+    app (bench/bare_app.py) they give the HTTP layer's own answer time on this machine.
+    """
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    post_ms: list[float] = []
+    errors: list[str] = []
+    for i in range(warmup + posts):
+        try:
+            resp, _, t0, t1 = _post(conn, path)
+        except OSError as exc:
+            errors.append(f"POST #{i} failed: {type(exc).__name__}: {exc}; stopped")
+            break
+        if resp.status != 200:
+            errors.append(f"POST answered {resp.status}")
+        elif i >= warmup:
+            post_ms.append((t1 - t0) * 1000)
+    conn.close()
+    return {
+        "captures": len(post_ms),
+        "warmup": warmup,
+        "post_p50_ms": _pct(post_ms, 50),
+        "post_p99_ms": _pct(post_ms, 99),
+        "post_max_ms": max(post_ms, default=None),
+        "errors": errors[:10],
+    }
+
+
 def measure(
     base: str,
     bin_id: str,
@@ -145,7 +190,10 @@ def measure(
     pause_s: float = PAUSE_S,
     use_wire: bool = True,
 ) -> dict:
-    """Send ``captures`` POSTs one at a time, each ``pause_s`` after every watcher had the last."""
+    """Send ``captures`` POSTs one at a time, each ``pause_s`` after every watcher had the last.
+
+    With ``pause_s`` 0 they go back to back: each as soon as the last one's event arrived.
+    """
     ctx = mp.get_context("spawn")
     ready, results = ctx.Queue(), ctx.Queue()
     stop, arrived = ctx.Event(), ctx.Semaphore(0)
@@ -190,7 +238,6 @@ def measure(
 
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     path = f"/h/{bin_id}"
-    headers = {"Content-Type": "application/json"}
     sent: dict[int, float] = {}
     sent_ns: dict[int, int] = {}  # the same moment on CLOCK_REALTIME, the kernel's timestamps
     post_ms: list[float] = []
@@ -198,17 +245,13 @@ def measure(
     t_load = time.monotonic()
     load_before = os.getloadavg()[0]
     for i in range(warmup + captures):
-        time.sleep(pause_s)
-        t0_ns = time.time_ns()
-        t0 = time.monotonic()
+        if pause_s:
+            time.sleep(pause_s)
         try:
-            conn.request("POST", path, BODY, headers)
-            resp = conn.getresponse()
-            resp.read()
+            resp, t0_ns, t0, t1 = _post(conn, path)
         except OSError as exc:
             errors.append(f"capture POST #{i} failed: {type(exc).__name__}: {exc}; stopped")
             break
-        t1 = time.monotonic()
         if resp.status != 200:
             errors.append(f"capture POST answered {resp.status}")
             continue
@@ -277,6 +320,7 @@ def measure(
         "pause_ms": pause_s * 1000,
         "connect_s": round(connect_s, 2),
         "captures": len(sent),
+        "warmup": warmup,
         "events_expected": expected,
         "events_received": len(all_ms),
         "events_missing": expected - len(all_ms),
@@ -298,7 +342,9 @@ def measure(
         # The time until the last watcher had it: what "everyone sees it" costs.
         "all_watchers_p50_ms": _pct(slowest_ms, 50),
         "all_watchers_p99_ms": _pct(slowest_ms, 99),
-        "post_p50_ms": _pct(sorted(post_ms), 50),
+        # The capture's own HTTP answer, from just before the POST until its answer was read.
+        "post_p50_ms": _pct(post_ms, 50),
+        "post_p99_ms": _pct(post_ms, 99),
         # CPU the watcher processes used per capture (all of them together), while the load ran:
         # next to the time between captures it shows whether the watchers kept up.
         "watcher_cpu_ms_per_capture": round(1000 * watcher_cpu_s / max(1, warmup + captures), 2),
