@@ -14,6 +14,8 @@ import os
 import time
 from typing import IO, Any
 
+from gunicorn.glogging import SafeAtoms
+
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 
@@ -107,3 +109,22 @@ def printable(text: str, limit: int = 300) -> str:
         return text  # nothing to escape: the common case, checked in C
     escaped = text.encode("unicode_escape").decode("ascii")
     return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+
+
+class AccessAtoms(SafeAtoms):
+    """The values of gunicorn's access line, escaped as the capture line escapes them.
+
+    gunicorn only puts a backslash before double quotes: the request line, User-Agent, Referer,
+    the Basic user name and any header or environ value a custom format names would reach the log
+    with ESC, CR and other control characters as sent. Values are escaped when the format reads
+    them, so the few atoms a line uses cost a C-level check each.
+    """
+
+    def __init__(self, atoms: dict[str, Any]) -> None:
+        dict.__init__(self, atoms)  # SafeAtoms' own escaping is done in __getitem__, after ours
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, str):
+            return printable(value).replace('"', '\\"')
+        return value
