@@ -213,6 +213,11 @@ class RedisManager(socketio.RedisManager, Manager):
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Publish the emits made inside as one message when the block ends."""
+        from app.runtime import internals
+
+        if not all(internals.usable(part) for part in BATCH_PARTS):
+            yield  # one message per emit, python-socketio's own way
+            return
         self._held = []
         try:
             yield
@@ -242,15 +247,27 @@ class RedisManager(socketio.RedisManager, Manager):
                 yield data
 
 
+# What the fan-out relies on in python-engineio and python-socketio (app/runtime/internals.py).
+FANOUT_PARTS = (
+    "engineio.async_drivers._websocket_wsgi:SimpleWebSocketWSGI",
+    "socketio:Server._send_eio_packet",
+    "socketio:Manager.get_participants",
+)
+BATCH_PARTS = ("socketio:RedisManager._publish", "socketio:RedisManager._listen")
 # The method name of a published batch of emits (python-socketio's own are emit, callback, ...).
 BATCH = "hookscope.emits"
 
 
 def install(server: socketio.Server) -> str:
     """Turn on direct frames for ``server``'s manager if the libraries look as expected; say how."""
+    from app.runtime import internals
+
     manager = server.manager
     if not isinstance(manager, FanoutMixin):
         return "engineio's queues (not a fan-out manager)"
+    missing = [part for part in FANOUT_PARTS if not internals.usable(part)]
+    if missing:
+        return f"engineio's queues (missing {', '.join(missing)})"
     eio = server.eio
     driver = getattr(eio, "_async", {}).get("websocket")
     try:

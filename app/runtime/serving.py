@@ -45,7 +45,10 @@ def on_starting(server) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
+    from app.runtime import internals
     from app.store import bins
+
+    internals.enforce()  # before anything runs on a library that lacks what it relies on
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per

@@ -41,7 +41,8 @@ def init_app(app: Flask) -> None:
     elif engine.dialect.name == "postgresql" and under_gevent():
         from app.store import pgwait  # psycopg: the postgres extra
 
-        pgwait.install(engine)
+        if pgwait.usable():
+            pgwait.install(engine)
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
