@@ -5,15 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-postgres lint format bench clean
+.PHONY: run test test-postgres lint format bench constraints clean
 
-$(VENV)/.installed: pyproject.toml
+# Everything within constraints.txt: the versions the tests ran with.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PIP) install -e .
+	$(PIP) install -c constraints.txt -e '.[postgres,redis]'
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) install -e '.[test]'
+	$(PIP) install -c constraints.txt -e '.[postgres,redis,test]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -35,6 +36,16 @@ lint: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/run.py
+
+# Resolve pyproject.toml's ranges afresh and pin the result; then run make test.
+constraints:
+	rm -rf .venv-constraints
+	python3 -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip --disable-pip-version-check -q install -e '.[postgres,redis,test]'
+	{ echo "# The versions the tests ran with: make run and make test install within these."; \
+	  echo "# Refresh with \`make constraints\` (a fresh resolve of pyproject.toml's ranges), then run make test."; \
+	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^hookscope'; } > constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

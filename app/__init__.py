@@ -12,8 +12,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+MIGRATIONS = str(PACKAGE / "migrations")
+
+
+def _shipped(name: str) -> str:
+    """Where templates/ or static/ is: beside app/ in a checkout, inside it once installed."""
+    beside = ROOT / name
+    return str(beside if beside.is_dir() else PACKAGE / name)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,9 +35,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(
         __name__,
+        instance_path=config.instance_path(ROOT),
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=_shipped("templates"),
+        static_folder=_shipped("static"),
     )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(config.from_environment(app.instance_path))

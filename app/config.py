@@ -7,6 +7,7 @@ variable's name, so an error message can name what to change.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
@@ -103,11 +104,35 @@ def _public_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _need_extra(module: str, extra: str, variable: str) -> None:
+    """Refuse a setting whose driver is an optional extra that is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"{variable} needs the {extra} extra, which is not installed:"
+            f" pip install 'hookscope[{extra}]' (make run installs it)"
+        )
+
+
 def _redis_url(env: Mapping[str, str]) -> str:
     url = env.get("REDIS_URL", "").strip()
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={url!r} must start with redis://, rediss:// or unix://")
+    if url:
+        _need_extra("redis", "redis", "REDIS_URL")
     return url
+
+
+def instance_path(checkout: Path, env: Mapping[str, str] | None = None) -> str:
+    """Where the SQLite file and the generated secret key live: HOOKSCOPE_INSTANCE_PATH, else
+    ``instance/`` in a checkout of the project, else ``instance/`` in the current directory (an
+    installed package has no checkout of its own to write into)."""
+    env = os.environ if env is None else env
+    raw = env.get("HOOKSCOPE_INSTANCE_PATH", "").strip()
+    if raw:
+        return str(Path(raw).expanduser().resolve())
+    if (checkout / "pyproject.toml").is_file() and (checkout / "app").is_dir():
+        return str(checkout / "instance")
+    return str(Path.cwd() / "instance")
 
 
 def _database_url(env: Mapping[str, str], instance_path: str) -> str:
@@ -115,8 +140,9 @@ def _database_url(env: Mapping[str, str], instance_path: str) -> str:
     if not url:
         return f"sqlite:///{Path(instance_path) / 'hookscope.db'}"
     # Heroku-style URLs name the dialect "postgres"; SQLAlchemy wants the driver spelled out.
-    for prefix in ("postgres://", "postgresql://"):
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
         if url.startswith(prefix):
+            _need_extra("psycopg", "postgres", "DATABASE_URL")
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 

@@ -86,3 +86,35 @@ def test_proxy_count_decides_whose_address_is_recorded(tmp_path):
         client.post(f"/h/{bin_id}", headers={"X-Forwarded-For": "198.51.100.7"})
         [summary] = client.get(f"/api/v1/bins/{bin_id}/requests").json["requests"]
         assert summary["remote_addr"] == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "module", "extra"),
+    [
+        ("DATABASE_URL", "postgresql://u:p@127.0.0.1/db", "psycopg", "postgres"),
+        ("DATABASE_URL", "postgres://u:p@127.0.0.1/db", "psycopg", "postgres"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0", "redis", "redis"),
+    ],
+)
+def test_a_missing_extra_is_named(tmp_path, monkeypatch, variable, value, module, extra):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a)
+    )
+    with pytest.raises(config.ConfigError) as refused:
+        config.from_environment(str(tmp_path), env={variable: value, "SECRET_KEY": "x"})
+    assert f"pip install 'hookscope[{extra}]'" in str(refused.value)
+    assert variable in str(refused.value)
+
+
+def test_the_instance_folder(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"
+    (checkout / "app").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    assert config.instance_path(checkout, env={}) == str(checkout / "instance")
+    monkeypatch.chdir(tmp_path)
+    assert config.instance_path(tmp_path / "site-packages", env={}) == str(tmp_path / "instance")
+    chosen = {"HOOKSCOPE_INSTANCE_PATH": str(tmp_path / "data")}
+    assert config.instance_path(checkout, env=chosen) == str(tmp_path / "data")
