@@ -313,9 +313,10 @@ def test_a_timeout_failure_holds_for_thirty_seconds_unless_told():
     assert shown["response"]["failure"] == {"percent": 12.5, "status": 503, "delay_ms": 0}
 
 
-def test_settings_that_would_store_over_a_mebibyte_are_refused():
+def test_settings_that_would_store_over_the_limit_are_refused():
     big = {"body": "x" * 60_000}
-    error = refused({"rules": [{"response": big}] * 20})
+    assert apply(DEFAULT_SETTINGS, {"rules": [{"response": big}] * 4})
+    error = refused({"rules": [{"response": big}] * 5})
     assert error.code == "settings_too_large"
     assert str(MAX_SETTINGS_BYTES) in str(error)
 

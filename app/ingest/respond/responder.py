@@ -261,7 +261,7 @@ class Responder:
 DEFAULT_RESPONDER = Responder(DEFAULT_SETTINGS)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def responder_for(stored: str | None) -> Responder:
     """Return the Responder for settings as stored (JSON text), compiled once per version.
 

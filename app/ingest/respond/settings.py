@@ -29,7 +29,9 @@ from .rules import parse_rules
 from .spec import DEFAULT_SETTINGS, STORABLE_VERSION, Invalid, ResponseSettings
 
 FIELDS = ("response", "rules", "handshakes", "cors")
-MAX_SETTINGS_BYTES = 1024 * 1024  # the stored form of all of them together
+# The stored form of all of them together; with responder_for caching up to 256 versions per
+# process, this bounds that cache too.
+MAX_SETTINGS_BYTES = 256 * 1024
 _ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 

@@ -171,7 +171,7 @@ def _plain(err: Exception) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=512)
 def compile_template(source: str) -> Template:
     """Check and compile a template once; raise TemplateInvalid with a plain reason."""
     try:
