@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from http_recorder import Recorder
+from programs import need
 
 from app.outbound import client, guard
 
@@ -312,7 +313,7 @@ def certificate(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        [need("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
          "-keyout", str(key), "-out", str(cert)],
         check=True,

@@ -1,0 +1,1 @@
+"""Pure functions over a stored request: body views, copy-as snippets, verdicts, exports."""
