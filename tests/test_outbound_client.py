@@ -223,6 +223,22 @@ def test_an_answer_that_is_not_http_is_a_bad_response(target):
     assert result.error == "bad_response"
 
 
+def test_a_server_that_closes_without_answering_has_lost_the_connection(target):
+    target.respond = lambda _r: b""
+
+    result = client.send("GET", target.url, [], allow=ALLOW)
+
+    assert result.error == "connection_lost"
+    assert "without answering" in result.message
+
+
+def test_the_relay_allow_list_refuses_nothing(target):
+    result = client.send("GET", f"http://localhost:{target.port}/", [], allow=guard.UNRESTRICTED)
+
+    assert result.error is None
+    assert len(target.requests) == 1
+
+
 def test_a_name_that_does_not_resolve_is_a_dns_failure():
     result = client.send("GET", "http://no-such-host.invalid/", [], allow=ALLOW)
 

@@ -11,7 +11,7 @@ import socket
 import pytest
 from http_recorder import Recorder
 
-from app.outbound import client, guard
+from app.outbound import client, guard, spelling
 
 NOTHING_ALLOWED = guard.AllowList()
 LOOPBACK_ONE = guard.parse_allow_list("127.0.0.1/32")
@@ -141,10 +141,10 @@ def test_an_allow_listed_host_name_reaches_what_it_resolves_to(target):
 
 def test_the_odd_spellings_reach_loopback_through_the_resolver_and_are_refused_there():
     """If a spelling ever got past the URL check, the connected address is still judged."""
-    for spelling in ("2130706433", "0x7f.1", "017700000001", "127.1"):
-        addresses = client.resolve_host(spelling, 80)
+    for odd in ("2130706433", "0x7f.1", "017700000001", "127.1"):
+        addresses = client.resolve_host(odd, 80)
         assert addresses == ["127.0.0.1"]
-        verdict = guard.check_address(addresses[0], NOTHING_ALLOWED, host=spelling)
+        verdict = guard.check_address(addresses[0], NOTHING_ALLOWED, host=odd)
         assert not verdict.allowed and verdict.reason == "loopback"
 
 
@@ -349,3 +349,27 @@ def test_wildcard_host_entries_match_names_below_only():
     assert allow.allows_host("a.b.svc.local.")
     assert not allow.allows_host("svc.local")
     assert not allow.allows_host("evilsvc.local")
+
+
+@pytest.mark.parametrize(
+    ("host", "means"),
+    [
+        ("example.com", None),
+        ("1.2.3.4", None),
+        ("a1.b2", None),
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0X7F.0.0.1".lower(), "127.0.0.1"),
+        ("017700000001", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("10.1.1", "10.1.0.1"),
+        ("0x", "0.0.0.0"),
+        ("1.2.3.4.", "1.2.3.4"),
+        ("1.2.3.256", ""),  # a number, but no address
+        ("08.1", ""),  # not octal
+        ("foo.123", ""),
+        ("1.2.3.4.5", ""),
+    ],
+)
+def test_numeric_host_spellings(host, means):
+    assert spelling.legacy_ipv4(host) == means

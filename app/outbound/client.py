@@ -203,6 +203,10 @@ def _exchange(
                 f"({TIMEOUT_SETTING})",
                 address,
             ) from None
+        except http.client.RemoteDisconnected:
+            raise Failure(
+                "connection_lost", f"{address} closed the connection without answering", address
+            ) from None
         except http.client.HTTPException as err:
             raise Failure(
                 "bad_response",

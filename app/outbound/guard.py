@@ -10,8 +10,9 @@ the address it actually connects to (app/outbound/client.py); this module only j
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
+
+from . import spelling
 
 ALLOW_SETTING = "HOOKSCOPE_OUTBOUND_ALLOW"
 
@@ -86,11 +87,6 @@ _V6_TABLE = tuple((ipaddress.ip_network(n), kind) for n, kind in _V6_RANGES)
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
-# A host name is letters, digits, '-' and '_' in dot-separated labels (after IDNA encoding).
-_HOST_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?")
-# A label that resolvers read as part of an IPv4 address: decimal, octal (0...) or hex (0x...).
-_NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
-
 
 @dataclass(frozen=True)
 class AllowList:
@@ -98,6 +94,8 @@ class AllowList:
 
     networks: tuple[IPNetwork, ...] = ()
     hosts: tuple[str, ...] = ()  # lower case; "*.example.com" is any name below example.com
+    # Every address passes: for the CLI relay, which runs on the user's own machine.
+    unrestricted: bool = False
 
     def allows_host(self, host: str) -> bool:
         """Tell whether a host name is listed, exactly or under a ``*.`` entry."""
@@ -116,12 +114,16 @@ class AllowList:
         )
 
 
+UNRESTRICTED = AllowList(unrestricted=True)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a target may be reached, and why, in words a user can act on."""
 
     allowed: bool
-    reason: str  # "public", "allow_listed", a key of KINDS, "ambiguous_address", "bad_host"
+    # "public", "allow_listed", "unrestricted", a key of KINDS, "ambiguous_address", "bad_host"
+    reason: str
     target: str  # the host or address judged
     message: str
 
@@ -138,7 +140,7 @@ def parse_allow_list(text: str) -> AllowList:
         except ValueError:
             pass
         name = entry.lower().removeprefix("*.")
-        if _legacy_ipv4(name) is None and _HOST_NAME.fullmatch(name):
+        if spelling.legacy_ipv4(name) is None and spelling.is_host_name(name):
             hosts.append(entry.lower().rstrip("."))
             continue
         try:
@@ -175,6 +177,8 @@ def check_address(
     kind = classify(ip)
     if kind == "public":
         return Verdict(True, "public", str(ip), f"{ip} is a public address")
+    if allow.unrestricted:
+        return Verdict(True, "unrestricted", str(ip), f"{ip} is {KINDS[kind]}; nothing is refused")
     # An IPv4-mapped address is the IPv4 address itself, so an entry for either covers both.
     same = (
         [ip, ip.ipv4_mapped] if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else [ip]
@@ -205,7 +209,7 @@ def check_host(host: str, allow: AllowList) -> Verdict | None:
     except ValueError:
         pass
     name = bare.lower()
-    legacy = _legacy_ipv4(name)
+    legacy = spelling.legacy_ipv4(name)
     if legacy:
         return Verdict(
             False,
@@ -221,7 +225,7 @@ def check_host(host: str, allow: AllowList) -> Verdict | None:
             host,
             f"{host!r} ends in a number, so it is neither a host name nor an IPv4 address",
         )
-    if not _HOST_NAME.fullmatch(name):
+    if not spelling.is_host_name(name):
         return Verdict(False, "bad_host", host, f"{host!r} is not a valid host name")
     return None
 
@@ -256,38 +260,3 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Addres
     if address.teredo:
         return address.teredo  # (server, client)
     return ()
-
-
-def _legacy_ipv4(name: str) -> str | None:
-    """Return what a numeric host means to inet_aton ("" if nothing), None for a real name.
-
-    As in the URL standard, a host whose last label is a number is an IPv4 address, whatever
-    its other labels are; only the four-decimal form is unambiguous.
-    """
-    labels = name.removesuffix(".").split(".")
-    if not _NUMBER.fullmatch(labels[-1]):
-        return None
-    try:
-        canonical = str(ipaddress.IPv4Address(name))
-    except ValueError:
-        canonical = None
-    if canonical == name:
-        return None
-    parts = [_number(label) for label in labels]
-    if len(parts) > 4 or any(p is None for p in parts):
-        return ""
-    *head, last = parts
-    if any(p > 255 for p in head) or last >= 256 ** (5 - len(parts)):
-        return ""
-    value = sum(p << (8 * (3 - i)) for i, p in enumerate(head)) + last
-    return str(ipaddress.IPv4Address(value))
-
-
-def _number(label: str) -> int | None:
-    if not _NUMBER.fullmatch(label):
-        return None
-    if label.startswith("0x"):
-        return int(label[2:] or "0", 16)
-    if len(label) > 1 and label.startswith("0"):
-        return int(label, 8) if set(label) <= set("01234567") else None
-    return int(label)
