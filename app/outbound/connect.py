@@ -7,6 +7,7 @@ when called, so gevent's monkey-patching applies inside the server and plain thr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -28,6 +29,16 @@ class Failure(Exception):
     def __init__(self, code: str, message: str, address: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.address = code, message, address
+
+
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """Return the shared TLS context: system CAs, certificates and host names checked.
+
+    Made on first use, not at import, so that it is gevent's inside a patched worker; made
+    once, because loading the CA store takes tens of milliseconds.
+    """
+    return ssl.create_default_context()
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -91,7 +102,7 @@ def open_connection(
             )
         else:
             if target.scheme == "https":
-                context = tls or ssl.create_default_context()
+                context = tls or default_tls()
                 return _tls(sock, target, context, address, connect_timeout, deadline), address
             return sock, address
         sock.close()
