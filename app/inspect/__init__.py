@@ -1,1 +1,1 @@
-"""Pure functions over a stored request: body views, and what else is read from a capture."""
+"""Pure functions over a stored request: body views, copy-as snippets, verdicts, exports."""

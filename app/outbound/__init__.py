@@ -1,0 +1,1 @@
+"""Everything Hookscope sends out (replay, auto-forward), behind one address guard."""
