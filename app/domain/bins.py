@@ -22,7 +22,15 @@ INGEST_FIELDS = {"basic": ("username", "password"), "bearer": ("token",)}
 # What a user may change (PATCH /api/v1/bins/<id>), and which of those the capture path reads:
 # changing one of those raises the bin's settings_version (app/domain/settings.py).
 CHANGEABLE = ("name", "description", "max_requests", "expires_after", "ingest_auth")
-CAPTURE_COLUMNS = {"max_requests", "expires_after", "ingest_auth", "ingest_secret_hash"}
+# response_settings is checked by app/ingest/respond (through app/web/responses.py), which this
+# module cannot import; it reaches the store already checked.
+CAPTURE_COLUMNS = {
+    "max_requests",
+    "expires_after",
+    "ingest_auth",
+    "ingest_secret_hash",
+    "response_settings",
+}
 
 
 class Invalid(ValueError):

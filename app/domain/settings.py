@@ -46,6 +46,9 @@ class BinSettings:
     expires_after: int | None
     ingest_auth: str | None
     ingest_secret_hash: str | None
+    # What captures are answered, as stored (canonical JSON text; None: the plain "200 ok").
+    # The gate compiles it once per version (app/ingest/respond/responder.py's responder_for).
+    response_settings: str | None = None
 
     def allows(self, authorization: str | None) -> bool:
         """Tell whether a capture passes the bin's ingest protection."""
