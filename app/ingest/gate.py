@@ -6,7 +6,12 @@ cost; so a small WSGI layer in front of the Flask app takes every request under 
 everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
 (429), read the body within its size and time limits (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
-something not stored), publish it to live watchers, answer, and log one structured line.
+something not stored), choose the answer from the settings that transaction saw
+(app/ingest/answering.py), publish it to live watchers, answer (after the answer's delay, in
+this greenlet alone), note what was answered when it was not the default, and log one line.
+
+With HOOKSCOPE_CAPTURE_HOST set, captures are taken only on that host and everything else only
+on the others (app/ingest/hosts.py).
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from sqlalchemy.exc import DBAPIError
 from app import live
 from app.domain import clock, paths
 from app.extensions import under_gevent
-from app.ingest import snapshot
+from app.ingest import answering, respond, snapshot
+from app.ingest.answering import Answering, Custom
 from app.ingest.body import Environ, Refused, read_body
+from app.ingest.environ import HANG_UP
+from app.ingest.hosts import HostSplit
 from app.ingest.limits import CaptureLimits
 from app.runtime import logs
 from app.runtime.logs import printable
@@ -47,6 +55,7 @@ _REASONS = {
     413: "Content Too Large",
     429: "Too Many Requests",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 StartResponse = Callable[..., Any]
@@ -61,39 +70,34 @@ class CaptureGate:
         self.downstream = downstream
         self.limits = CaptureLimits(app)
         self.settings = cache_of(app)
+        self.answering = Answering(app)
+        capture_host = app.config["HOOKSCOPE_CAPTURE_HOST"]
+        public_url = app.config["HOOKSCOPE_PUBLIC_URL"]
+        self.hosts = HostSplit(capture_host, public_url) if capture_host else None
         self._gevent = under_gevent()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(paths.CAPTURE_PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if self.hosts is not None:
+            misdirected = self.hosts.refusal(environ, path)
+            if misdirected is not None:
+                return _plain(environ, start_response, 404, misdirected, {})
+        if not path.startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
-        bin_id = environ["PATH_INFO"][len(paths.CAPTURE_PREFIX) :].partition("/")[0]
+        bin_id = path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
         try:
-            status, text, headers = self.capture(environ, bin_id)
+            outcome = self.capture(environ, bin_id)
         except Refused as refusal:
-            status, text, headers = refusal.status, refusal.text, refusal.headers
-        body = (text + "\n").encode()
-        logs.info(
-            log,
-            "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f",
-            printable(bin_id),
-            printable(environ.get("REQUEST_METHOD", "")),
-            printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
-            environ.get("CONTENT_LENGTH") or "-",
-            status,
-            (time.perf_counter() - started) * 1000,
-        )
-        response_headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *_SECURITY_HEADERS,
-            *headers.items(),
-        ]
-        start_response(f"{status} {_REASONS.get(status, '')}".rstrip(), response_headers)
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+            outcome = refusal.status, refusal.text, refusal.headers
+        if isinstance(outcome, Custom):
+            return self.answer(environ, start_response, outcome, started)
+        status, text, headers = outcome
+        _log(environ, bin_id, str(status), started)
+        return _plain(environ, start_response, status, text, headers)
 
-    def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]]:
-        """Store what arrived and tell anyone watching; answer what the sender should hear."""
+    def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]] | Custom:
+        """Store what arrived and tell anyone watching; say what the sender should hear."""
         received_at = clock.now()
         try:
             settings = self.settings.get(bin_id)
@@ -122,13 +126,57 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
-        live.publish_capture(recorded)
-        seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
-            kind = recorded.settings.ingest_auth
-            challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
-            return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
-        return 200, "ok", seq
+            # Ingest protection first: a sender without the bin's credentials gets 401, whatever
+            # the bin would answer (handshakes included).
+            answer = answering.rejected(recorded.settings.ingest_auth)
+        else:
+            answer = self.answering.answer(recorded, snap)
+            if answer is respond.DEFAULT:
+                live.publish_capture(recorded)
+                return 200, "ok", {"X-Hookscope-Seq": str(recorded.summary["seq"])}
+        summary = recorded.summary
+        summary["status"] = 0 if answer.hang_up else answer.status
+        summary["delivery_id"] = answer.delivery_id
+        live.publish_capture(recorded)
+        return Custom(answer, bin_id, summary["seq"])
+
+    def answer(
+        self, environ: Environ, start_response: StartResponse, custom: Custom, started: float
+    ) -> Iterable[bytes]:
+        """Send a custom answer after its delay (only this greenlet waits), and note it."""
+        answer = custom.answer
+        recorder = recorder_of(self.app)
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        hang_up = environ.get(HANG_UP) if answer.hang_up else None
+        headers = None if answer.hang_up else custom.headers(head)
+        if answer.delay_ms:
+            # Noted now, so the capture shows its answer while it waits; when it went out, after.
+            recorder.note(custom.note(headers, None))
+            self._sleep(answer.delay_ms / 1000)
+            recorder.note(custom.sent(clock.now()))
+        else:
+            recorder.note(custom.note(headers, clock.now()))
+        if headers is not None:
+            start_response(answer.status_line, headers)
+            _log(environ, custom.bin_id, str(answer.status), started)
+            return [] if head else [answer.body]
+        if hang_up is not None:
+            hang_up()
+            _log(environ, custom.bin_id, "closed", started)
+            return []
+        # A server without the hang-up hook (tests, another WSGI server): say it instead.
+        _log(environ, custom.bin_id, "504", started)
+        text = "failing on purpose: this bin's response times out and closes the connection"
+        return _plain(environ, start_response, 504, text, {})
+
+    def _sleep(self, seconds: float) -> None:
+        if self._gevent:
+            import gevent
+
+            gevent.sleep(seconds)  # this greenlet alone: the recorder and other captures go on
+        else:
+            time.sleep(seconds)
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and
@@ -140,6 +188,34 @@ class CaptureGate:
             "storage is unavailable; nothing was stored, retry later",
             **{"Retry-After": str(retry)},
         )
+
+
+def _plain(
+    environ: Environ, start_response: StartResponse, status: int, text: str, headers: dict[str, str]
+) -> Iterable[bytes]:
+    """Answer in the gate's own plain text (the default "ok", refusals)."""
+    body = (text + "\n").encode()
+    response_headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *_SECURITY_HEADERS,
+        *headers.items(),
+    ]
+    start_response(f"{status} {_REASONS.get(status, '')}".rstrip(), response_headers)
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def _log(environ: Environ, bin_id: str, status: str, started: float) -> None:
+    logs.info(
+        log,
+        "capture bin=%s method=%s path=%s size=%s status=%s ms=%.1f",
+        printable(bin_id),
+        printable(environ.get("REQUEST_METHOD", "")),
+        printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
+        environ.get("CONTENT_LENGTH") or "-",
+        status,
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def init_app(app: Flask) -> None:

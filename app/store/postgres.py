@@ -13,9 +13,11 @@ import logging
 from contextlib import nullcontext
 from typing import Any
 
+from app.store import answers
 from app.store import batch as batches
+from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending
-from app.store.errors import Stale, StorageUnavailable, db_errors
+from app.store.errors import Stale, StorageUnavailable, db_errors, discard
 from app.store.writer import Writer
 
 log = logging.getLogger("hookscope.store")
@@ -116,6 +118,34 @@ class PostgresWriter(Writer):
             except BaseException:
                 self._own = None  # write() invalidated it
                 raise
+
+    def write_notes_own(self, notes: list[AnswerNote]) -> None:
+        """Store what captures were answered through the writer's own connection."""
+        if self._own is None or not _idle_and_open(self._own.dbapi_connection):
+            if self._own is not None:
+                self._own.invalidate()
+            self._own = self._connect_own()
+        try:
+            self.write_notes(self._own, notes)
+        except BaseException:
+            self._own = None  # write_notes dropped it
+            raise
+
+    def write_notes(self, conn: Any, notes: list[AnswerNote], *, wait: bool = True) -> bool:
+        """Store what captures were answered, in one transaction (one round trip)."""
+        pg = conn.dbapi_connection
+        try:
+            cur = pg.cursor()
+            with pg.pipeline():
+                if pg.autocommit:
+                    cur.execute("BEGIN")
+                for sql, rows in answers.statements(notes, lambda moment: moment, "%s"):
+                    cur.executemany(sql, rows)
+                cur.execute("COMMIT")
+        except db_errors() as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
+        return True
 
     def _connect_own(self) -> Any:
         conn = self.checkout()

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.models import SummaryDict
+from app.store import answers
 from app.store import batch as batches
+from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
 from app.store.errors import StorageUnavailable, discard
 from app.store.search import indexing
@@ -92,6 +94,29 @@ class SqliteWriter(Writer):
             conn.commit()
         except BaseException as err:
             self.failed(conn, batch, err)
+        return True
+
+    def write_notes(self, conn: Any, notes: list[AnswerNote], *, wait: bool = True) -> bool:
+        """Store what captures were answered, in one transaction; like ``write`` for ``wait``."""
+        cur = conn.cursor()
+        if not wait:
+            cur.execute("PRAGMA busy_timeout = 0")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if wait:
+                raise StorageUnavailable("the database stayed locked") from err
+            return False
+        finally:
+            if not wait:
+                cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        try:
+            for sql, rows in answers.statements(notes, _stored_time):
+                cur.executemany(sql, rows)
+            conn.commit()
+        except sqlite3.Error as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
         return True
 
     def index(self, conn: Any) -> bool:

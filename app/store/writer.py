@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from app.store.answers import AnswerNote
 from app.store.batch import Pending
 from app.store.errors import StorageUnavailable, db_errors, discard
 
@@ -34,6 +35,14 @@ class Writer:
 
     def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
+        raise NotImplementedError
+
+    def write_notes(self, conn: Any, notes: list[AnswerNote], *, wait: bool = True) -> bool:
+        """Store what captures were answered (app/store/answers.py) in one transaction."""
+        raise NotImplementedError
+
+    def write_notes_own(self, notes: list[AnswerNote]) -> None:
+        """Store notes through the writer's own connection (PostgreSQL under gevent)."""
         raise NotImplementedError
 
     def failed(self, conn: Any, batch: list[Pending], err: BaseException) -> NoReturn:
