@@ -13,60 +13,63 @@ answer went out, after its delay.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from flask import Flask
 
 from app.domain.capture import Snapshot
 from app.ingest import respond
 from app.ingest.counters import Counter, counter_for
-from app.ingest.respond import DEFAULT_RESPONDER, Answer, RequestView, Responder
+from app.ingest.respond import DEFAULT_RESPONDER, Answer, RequestView, Responder, handshakes
 from app.ingest.respond.answer import NO_BODY_STATUSES
-from app.store.answers import AnswerNote, answer_note, sent_note
+from app.store.answers import AnswerNote, sent_note
 from app.store.batch import Recorded
 
 log = logging.getLogger("hookscope.capture")
 # Stored settings that fail the checks, remembered (and logged) once each, per process.
 MAX_BROKEN = 64
+# Answers whose record text is kept (see Answering.record_text).
+MAX_RECORDS = 512
+
+
+def framing(status: int, body_size: int, seq: int) -> list[tuple[str, str]]:
+    """The headers the gate adds to an answer's own: Content-Length (not for 204 and 304) and
+    X-Hookscope-Seq. Not stored with the answer's record; the detail API adds them back."""
+    seq_header = ("X-Hookscope-Seq", str(seq))
+    if status in NO_BODY_STATUSES:
+        return [seq_header]
+    return [("Content-Length", str(body_size)), seq_header]
 
 
 @dataclass(frozen=True, slots=True)
 class Custom:
-    """A capture to be answered with something other than the default ``200 ok``."""
+    """A capture to be answered with something other than the default ``200 ok``.
+
+    ``record`` is the JSON text of the answer's record (``Answer.to_record()``), stored as is.
+    """
 
     answer: Answer
     bin_id: str
     seq: int
+    record: str
 
-    def headers(self, head: bool) -> list[tuple[str, str]]:
-        """The answer's headers as sent: its own, Content-Length (not for 204 and 304), the seq."""
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers to send: the answer's own, then the gate's (``framing``)."""
         answer = self.answer
-        headers = answer.wsgi_headers()
-        if answer.status not in NO_BODY_STATUSES:
-            headers.append(("Content-Length", str(len(answer.body))))
-        headers.append(("X-Hookscope-Seq", str(self.seq)))
-        return headers
+        return answer.wsgi_headers() + framing(answer.status, len(answer.body), self.seq)
 
-    def note(self, sent: list[tuple[str, str]] | None, sent_at: datetime | None) -> AnswerNote:
-        """Note the answer: ``sent`` the headers as they went out (None for a hang-up)."""
-        record: dict[str, Any] = dict(self.answer.to_record())
-        if sent is not None:
-            record["headers"] = [[name, _text(value)] for name, value in sent]
-        return answer_note(self.bin_id, self.seq, record, sent_at)
+    def note(self, sent_at: datetime | None) -> AnswerNote:
+        """Note what was answered, and when it went out (None: not yet, after a delay)."""
+        answer = self.answer
+        status = 0 if answer.hang_up else answer.status  # 0: closed without an answer
+        return AnswerNote(self.bin_id, self.seq, status, answer.delivery_id, self.record, sent_at)
 
     def sent(self, sent_at: datetime) -> AnswerNote:
         """Note when a delayed answer went out."""
         return sent_note(self.bin_id, self.seq, sent_at)
-
-
-def _text(wsgi_value: str) -> str:
-    """A WSGI header value (UTF-8 bytes as Latin-1 characters) as the text it carries."""
-    if wsgi_value.isascii():
-        return wsgi_value
-    return wsgi_value.encode("latin-1").decode("utf-8", "replace")
 
 
 # The 401 of a bin's ingest protection (app/domain/settings.py), in the gate's plain form.
@@ -101,11 +104,36 @@ class Answering:
         self._redis_url: str = app.config["REDIS_URL"]
         self._counter: Counter | None = None
         self._broken: dict[str, None] = {}
+        # Records of answers by identity: a rule's static answer is one object, used again and
+        # again, so its JSON text is made once.
+        self._records: dict[int, tuple[Answer, str]] = {}
+
+    def custom(self, answer: Answer, bin_id: str, seq: int) -> Custom:
+        """Wrap a custom answer with its record for one capture."""
+        return Custom(answer, bin_id, seq, self.record_text(answer))
+
+    def record_text(self, answer: Answer) -> str:
+        """The JSON text of an answer's record, made once per answer object."""
+        known = self._records.get(id(answer))
+        if known is not None and known[0] is answer:
+            return known[1]
+        text = json.dumps(answer.to_record(), ensure_ascii=False, separators=(",", ":"))
+        if len(self._records) >= MAX_RECORDS:
+            self._records.clear()  # rendered answers come and go; the static ones come back
+        self._records[id(answer)] = (answer, text)
+        return text
 
     def answer(self, recorded: Recorded, snap: Snapshot) -> Answer:
         """Choose and make the answer to a stored capture (``respond.DEFAULT`` for most)."""
         stored = recorded.settings.response_settings
-        responder = DEFAULT_RESPONDER if stored is None else self.responder(stored)
+        if stored is None:
+            # A bin with no settings: today's answer, unless this could be a handshake, which a
+            # new bin passes by itself. Most captures stop here, having built nothing.
+            if not handshakes.might_be(snap.method, snap.query_string, snap.body):
+                return respond.DEFAULT
+            responder = DEFAULT_RESPONDER
+        else:
+            responder = self.responder(stored)
         view = RequestView.of(snap, seq=recorded.summary["seq"])
         choice = responder.choose(view)
         attempt = 0

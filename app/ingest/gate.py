@@ -139,7 +139,7 @@ class CaptureGate:
         summary["status"] = 0 if answer.hang_up else answer.status
         summary["delivery_id"] = answer.delivery_id
         live.publish_capture(recorded)
-        return Custom(answer, bin_id, summary["seq"])
+        return self.answering.custom(answer, bin_id, summary["seq"])
 
     def answer(
         self, environ: Environ, start_response: StartResponse, custom: Custom, started: float
@@ -147,20 +147,18 @@ class CaptureGate:
         """Send a custom answer after its delay (only this greenlet waits), and note it."""
         answer = custom.answer
         recorder = recorder_of(self.app)
-        head = environ.get("REQUEST_METHOD") == "HEAD"
-        hang_up = environ.get(HANG_UP) if answer.hang_up else None
-        headers = None if answer.hang_up else custom.headers(head)
         if answer.delay_ms:
             # Noted now, so the capture shows its answer while it waits; when it went out, after.
-            recorder.note(custom.note(headers, None))
+            recorder.note(custom.note(None))
             self._sleep(answer.delay_ms / 1000)
             recorder.note(custom.sent(clock.now()))
         else:
-            recorder.note(custom.note(headers, clock.now()))
-        if headers is not None:
-            start_response(answer.status_line, headers)
+            recorder.note(custom.note(clock.now()))
+        if not answer.hang_up:
+            start_response(answer.status_line, custom.headers())
             _log(environ, custom.bin_id, str(answer.status), started)
-            return [] if head else [answer.body]
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
+        hang_up = environ.get(HANG_UP)
         if hang_up is not None:
             hang_up()
             _log(environ, custom.bin_id, "closed", started)

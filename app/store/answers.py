@@ -11,8 +11,7 @@ says so). Captures answered the default ``200 ok`` write no note at all.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,8 @@ from app.store.batch import naive_utc
 
 @dataclass(frozen=True, slots=True)
 class AnswerNote:
-    """One note: a capture's answer (``record`` set), or only when it went out (``record`` None)."""
+    """One note: a capture's answer (``record``: its JSON text), or only when it went out
+    (``record`` None). ``status`` 0: the connection was closed without an answer."""
 
     bin_id: str
     seq: int
@@ -30,15 +30,6 @@ class AnswerNote:
     delivery_id: str | None
     record: str | None
     sent_at: datetime | None
-
-
-def answer_note(
-    bin_id: str, seq: int, record: Mapping[str, Any], sent_at: datetime | None
-) -> AnswerNote:
-    """Note what a capture was answered (``record``: the Answer's record, headers as sent)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    status = record["status"] or 0  # 0: the connection was closed without an answer
-    return AnswerNote(bin_id, seq, status, record["delivery_id"], text, sent_at)
 
 
 def sent_note(bin_id: str, seq: int, sent_at: datetime) -> AnswerNote:
@@ -71,7 +62,8 @@ def statements(
         if note.record is None:
             sent.append((at, note.bin_id, note.seq))
         else:
-            answered.append((note.status, note.delivery_id, note.bin_id, note.seq))
+            if note.status != 200 or note.delivery_id is not None:  # the insert wrote 200
+                answered.append((note.status, note.delivery_id, note.bin_id, note.seq))
             recorded.append((note.record, at, note.bin_id, note.seq))
     # A delayed answer's second note comes after its first: the inserts go before the updates.
     pending = [(_ANSWERED, answered), (_RECORD, recorded), (_SENT, sent)]

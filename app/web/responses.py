@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import logging
@@ -69,7 +70,7 @@ def shown(text: str | None) -> dict[str, Any]:
 
 
 def answered(captured: CapturedRequest, row: AnswerRow | None) -> dict[str, Any]:
-    """What a capture was answered, as the detail API shows it.
+    """What a capture was answered, as the detail API shows it: headers and body as sent.
 
     A capture answered anything but the default ``200 ok`` has its record (``recorded``: true);
     ``sent_at`` is null while a delayed answer waits. A capture answered the default has none
@@ -79,16 +80,25 @@ def answered(captured: CapturedRequest, row: AnswerRow | None) -> dict[str, Any]
     if row is not None:
         record = json.loads(row.record)
         sent_at = None if row.sent_at is None else isoformat(row.sent_at)
-        return {**record, "sent_at": sent_at, "recorded": True}
-    if captured.status == 401:  # stored before answers were recorded
-        answer = answering.rejected(None)
-        answer = dataclasses.replace(answer, headers=answer.headers[:-1])  # challenge unknown
+        recorded = True
     else:
-        answer = respond.DEFAULT
-    record: dict[str, Any] = dict(answer.to_record())
-    record["headers"] = [
-        *record["headers"],
-        ["Content-Length", str(len(answer.body))],
-        ["X-Hookscope-Seq", str(captured.seq)],
-    ]
-    return {**record, "sent_at": None, "recorded": False}
+        if captured.status == 401:  # stored before answers were recorded: challenge unknown
+            answer = answering.rejected(None)
+            answer = dataclasses.replace(answer, headers=answer.headers[:-1])
+        else:
+            answer = respond.DEFAULT
+        record = dict(answer.to_record())
+        sent_at, recorded = None, False
+    if not record["hang_up"]:
+        body_size = len(_body_bytes(record))
+        framing = answering.framing(record["status"], body_size, captured.seq)
+        record["headers"] = [*record["headers"], *([n, v] for n, v in framing)]
+        if captured.method == "HEAD":  # the headers say what the body would have been
+            record["body"], record["body_encoding"] = "", "utf-8"
+    return {**record, "sent_at": sent_at, "recorded": recorded}
+
+
+def _body_bytes(record: dict[str, Any]) -> bytes:
+    if record["body_encoding"] == "base64":
+        return base64.b64decode(record["body"])
+    return str(record["body"]).encode("utf-8")
