@@ -1,6 +1,8 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
+import { AnswersEditor } from "./answers.js";
 import { initCopyButtons } from "./copy.js";
+import { DeliveryFilter } from "./delivery.js";
 import { DetailPane } from "./detail.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
@@ -26,6 +28,7 @@ const list = new RequestList(
     older: byId("load-older"),
     progress: byId("search-progress"),
     count: byId("list-count"),
+    delivery: byId("delivery-filter"),
   },
   apiUrl,
   binId,
@@ -43,7 +46,13 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl);
+const deliveries = new DeliveryFilter(
+  { bar: byId("delivery-filter"), text: byId("delivery-filter-text"), clear: byId("delivery-filter-clear") },
+  list,
+  search,
+);
+const detail = new DetailPane(byId("detail"), apiUrl, (id) => deliveries.apply(id));
+const answers = new AnswersEditor(main, apiUrl);
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */
@@ -90,12 +99,16 @@ watchStorage({
 async function start() {
   openFromHash();
   const query = SearchBox.fromAddress();
-  if (query) {
-    // Opened on a search (?q=): the live stream resumes after the newest request the server
+  const delivery = query ? null : DeliveryFilter.fromAddress();
+  if (query || delivery) {
+    // Opened on a search (?q=) or a delivery (?delivery=): the live stream resumes after the newest request the server
     // had when it rendered the page, shown or not.
     list.saw(Number(main.dataset.lastSeq));
   }
-  const loaded = query ? await search.apply(query) : await list.loadFirstPage();
+  let loaded;
+  if (query) loaded = await search.apply(query);
+  else if (delivery) loaded = await deliveries.apply(delivery);
+  else loaded = await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
   const socket = watchBin({
     binId,
@@ -124,7 +137,10 @@ async function start() {
         list.refresh(summary);
         if (summary.seq === detail.seq) detail.setPinned(summary.pinned === true);
       },
-      bin_updated: (bin) => showBin(bin),
+      bin_updated: (bin) => {
+        showBin(bin);
+        answers.show(bin);
+      },
       bin_deleted: () => showDeleted(),
     },
     onStatus: (state, why) => {
