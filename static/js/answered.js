@@ -75,7 +75,7 @@ export function answerSection(detail, onDelivery) {
     show.addEventListener("click", () => onDelivery(String(answer.delivery_id)));
     rows.push(["Delivery", h("span", null, h("span", { class: "mono break" }, String(answer.delivery_id)), " ", show)]);
   }
-  const overview = h("dl", { class: "overview" }, rows.map(([term, value]) => [h("dt", null, term), h("dd", null, value)]));
+  const overview = h("dl", { class: "answer-facts" }, rows.map(([term, value]) => [h("dt", null, term), h("dd", null, value)]));
   const headers = Array.isArray(answer.headers) ? answer.headers : [];
   const bytes = bodyBytes(answer);
   return section(

@@ -85,7 +85,7 @@ def test_edit_the_response_send_a_capture_and_see_the_answer(page, bin_, open_bi
     expect(answer.locator("table.headers")).to_contain_text("sandbox")
     expect(answer.locator(".answer-body")).to_have_text("created 1")
     expect(answer.locator("dd").nth(2)).to_have_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"))
-    expect(detail.locator(".overview").first).to_contain_text("201, by the bin's response")
+    expect(detail.locator(".overview")).to_contain_text("201, by the bin's response")
     answer.scroll_into_view_if_needed()
     shoot(page, "answers-detail")
 
