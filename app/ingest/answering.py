@@ -1,14 +1,16 @@
-"""Choose what a stored capture is answered, from the settings its own transaction saw.
+"""Choose what a capture is answered, from the settings its own transaction saw.
 
-The capture is committed first; then its bin's response settings as that transaction read them
-(``recorded.settings.response_settings``, so a change made by another process is never answered
-stale) pick the answer, with the capture's sequence number known (app/ingest/respond/). A bin with
-no settings gets ``respond.DEFAULT``, today's ``200 ok``, unless the request is a verification
-handshake. "Fail the first N" counts through app/ingest/counters.py.
+The answer is chosen inside the capture's transaction, right after the bin's row is locked and
+the capture numbered (``decide``, the writer's answerer: app/store/batch.py): from that row's
+response settings, so a change made by another process is never answered stale, and with the
+capture's seq known (app/ingest/respond/). What it was answered is stored in the same
+transaction, unless it was the default ``200 ok``. A bin with no settings gets
+``respond.DEFAULT`` unless the request is a verification handshake.
 
-What was answered is noted for the capture (app/store/answers.py) unless it was the default:
-``record`` is the answer's record with the headers as they went out, and ``sent_at`` when the
-answer went out, after its delay.
+"Fail the first N" needs a count shared by every process (app/ingest/counters.py: Redis INCR),
+which is not taken while the database's lock is held: such a capture is answered just after the
+commit (``answer``), from the same settings, and what it got is noted afterwards
+(app/store/answers.py). So is when a delayed answer went out.
 """
 
 from __future__ import annotations
@@ -20,18 +22,20 @@ from datetime import datetime
 
 from flask import Flask
 
+from app.domain import clock
 from app.domain.capture import Snapshot
+from app.domain.settings import BinSettings
 from app.ingest import respond
 from app.ingest.counters import Counter, counter_for
 from app.ingest.respond import DEFAULT_RESPONDER, Answer, RequestView, Responder, handshakes
 from app.ingest.respond.answer import NO_BODY_STATUSES
 from app.store.answers import AnswerNote, sent_note
-from app.store.batch import Recorded
+from app.store.batch import Decided, Recorded
 
 log = logging.getLogger("hookscope.capture")
 # Stored settings that fail the checks, remembered (and logged) once each, per process.
 MAX_BROKEN = 64
-# Answers whose record text is kept (see Answering.record_text).
+# Answers whose record text and headers are kept (see Answering.prepared).
 MAX_RECORDS = 512
 
 
@@ -48,18 +52,21 @@ def framing(status: int, body_size: int, seq: int) -> list[tuple[str, str]]:
 class Custom:
     """A capture to be answered with something other than the default ``200 ok``.
 
-    ``record`` is the JSON text of the answer's record (``Answer.to_record()``), stored as is.
+    ``record`` is the JSON text of the answer's record (``Answer.to_record()``); ``stored``
+    tells whether the capture's transaction stored it already (else the gate notes it).
     """
 
     answer: Answer
     bin_id: str
     seq: int
     record: str
+    own_headers: tuple[tuple[str, str], ...]  # the answer's headers as WSGI strings
+    stored: bool = False
 
     def headers(self) -> list[tuple[str, str]]:
         """The headers to send: the answer's own, then the gate's (``framing``)."""
         answer = self.answer
-        return answer.wsgi_headers() + framing(answer.status, len(answer.body), self.seq)
+        return [*self.own_headers, *framing(answer.status, len(answer.body), self.seq)]
 
     def note(self, sent_at: datetime | None) -> AnswerNote:
         """Note what was answered, and when it went out (None: not yet, after a delay)."""
@@ -70,6 +77,9 @@ class Custom:
     def sent(self, sent_at: datetime) -> AnswerNote:
         """Note when a delayed answer went out."""
         return sent_note(self.bin_id, self.seq, sent_at)
+
+
+DEFAULT_DECIDED = Decided(200, None, None, None, respond.DEFAULT)
 
 
 # The 401 of a bin's ingest protection (app/domain/settings.py), in the gate's plain form.
@@ -106,34 +116,63 @@ class Answering:
         self._broken: dict[str, None] = {}
         # Records of answers by identity: a rule's static answer is one object, used again and
         # again, so its JSON text is made once.
-        self._records: dict[int, tuple[Answer, str]] = {}
+        self._records: dict[int, tuple[Answer, str, tuple[tuple[str, str], ...]]] = {}
 
-    def custom(self, answer: Answer, bin_id: str, seq: int) -> Custom:
+    def custom(self, answer: Answer, bin_id: str, seq: int, stored: bool = False) -> Custom:
         """Wrap a custom answer with its record for one capture."""
-        return Custom(answer, bin_id, seq, self.record_text(answer))
+        _, record, headers = self.prepared(answer)
+        return Custom(answer, bin_id, seq, record, headers, stored)
 
-    def record_text(self, answer: Answer) -> str:
-        """The JSON text of an answer's record, made once per answer object."""
-        known = self._records.get(id(answer))
-        if known is not None and known[0] is answer:
-            return known[1]
-        text = json.dumps(answer.to_record(), ensure_ascii=False, separators=(",", ":"))
-        if len(self._records) >= MAX_RECORDS:
-            self._records.clear()  # rendered answers come and go; the static ones come back
-        self._records[id(answer)] = (answer, text)
-        return text
-
-    def answer(self, recorded: Recorded, snap: Snapshot) -> Answer:
-        """Choose and make the answer to a stored capture (``respond.DEFAULT`` for most)."""
-        stored = recorded.settings.response_settings
+    def decide(
+        self, settings: BinSettings, seq: int, snap: Snapshot, allowed: bool
+    ) -> Decided | None:
+        """Answer a capture inside its transaction; None when only ``answer`` can (a count)."""
+        if not allowed:
+            # Ingest protection first: a sender without the bin's credentials gets 401, whatever
+            # the bin would answer (handshakes included).
+            return self.decided(rejected(settings.ingest_auth))
+        stored = settings.response_settings
         if stored is None:
             # A bin with no settings: today's answer, unless this could be a handshake, which a
             # new bin passes by itself. Most captures stop here, having built nothing.
             if not handshakes.might_be(snap.method, snap.query_string, snap.body):
-                return respond.DEFAULT
+                return DEFAULT_DECIDED
             responder = DEFAULT_RESPONDER
         else:
             responder = self.responder(stored)
+        view = RequestView.of(snap, seq=seq)
+        choice = responder.choose(view)
+        if choice.counter_key is not None:
+            return None
+        return self.decided(responder.answer(view, choice))
+
+    def decided(self, answer: Answer) -> Decided:
+        if answer is respond.DEFAULT:
+            return DEFAULT_DECIDED
+        status = 0 if answer.hang_up else answer.status  # 0: closed without an answer
+        # It goes out as soon as the transaction commits, or after its delay (noted then).
+        sent_at = None if answer.delay_ms else clock.now()
+        record = self.prepared(answer)[1]
+        return Decided(status, answer.delivery_id, record, sent_at, answer)
+
+    def prepared(self, answer: Answer) -> tuple[Answer, str, tuple[tuple[str, str], ...]]:
+        """The answer with its record's JSON text and its WSGI headers, made once per answer
+        object: a rule's static answer is one object, used again and again."""
+        known = self._records.get(id(answer))
+        if known is not None and known[0] is answer:
+            return known
+        text = json.dumps(answer.to_record(), ensure_ascii=False, separators=(",", ":"))
+        if len(self._records) >= MAX_RECORDS:
+            self._records.clear()  # rendered answers come and go; the static ones come back
+        made = self._records[id(answer)] = (answer, text, tuple(answer.wsgi_headers()))
+        return made
+
+    def answer(self, recorded: Recorded, snap: Snapshot) -> Answer:
+        """Answer a stored capture its transaction could not: one that keeps a count."""
+        if not recorded.allowed:
+            return rejected(recorded.settings.ingest_auth)
+        stored = recorded.settings.response_settings
+        responder = DEFAULT_RESPONDER if stored is None else self.responder(stored)
         view = RequestView.of(snap, seq=recorded.summary["seq"])
         choice = responder.choose(view)
         attempt = 0

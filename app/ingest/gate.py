@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from app import live
 from app.domain import clock, paths
 from app.extensions import under_gevent
-from app.ingest import answering, respond, snapshot
+from app.ingest import respond, snapshot
 from app.ingest.answering import Answering, Custom
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.environ import HANG_UP
@@ -36,7 +36,7 @@ from app.ingest.limits import CaptureLimits
 from app.runtime import logs
 from app.runtime.logs import printable
 from app.store.errors import StorageUnavailable
-from app.store.recorder import recorder_of
+from app.store.recorder import ANSWERER, recorder_of
 from app.store.settings import cache_of
 
 EXTENSION = "hookscope.capture"
@@ -71,6 +71,8 @@ class CaptureGate:
         self.limits = CaptureLimits(app)
         self.settings = cache_of(app)
         self.answering = Answering(app)
+        # The writer answers each capture in its transaction (app/store/batch.py's judge).
+        app.extensions[ANSWERER] = self.answering.decide
         capture_host = app.config["HOOKSCOPE_CAPTURE_HOST"]
         public_url = app.config["HOOKSCOPE_PUBLIC_URL"]
         self.hosts = HostSplit(capture_host, public_url) if capture_host else None
@@ -126,20 +128,20 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
-        if not recorded.allowed:
-            # Ingest protection first: a sender without the bin's credentials gets 401, whatever
-            # the bin would answer (handshakes included).
-            answer = answering.rejected(recorded.settings.ingest_auth)
+        decided = recorded.decided
+        if decided is not None:
+            answer = decided.answer  # chosen, and stored, in the capture's own transaction
         else:
-            answer = self.answering.answer(recorded, snap)
-            if answer is respond.DEFAULT:
-                live.publish_capture(recorded)
-                return 200, "ok", {"X-Hookscope-Seq": str(recorded.summary["seq"])}
+            answer = self.answering.answer(recorded, snap)  # it keeps a count: chosen now
+        if answer is respond.DEFAULT:
+            live.publish_capture(recorded)
+            return 200, "ok", {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         summary = recorded.summary
-        summary["status"] = 0 if answer.hang_up else answer.status
-        summary["delivery_id"] = answer.delivery_id
+        if decided is None:
+            summary["status"] = 0 if answer.hang_up else answer.status
+            summary["delivery_id"] = answer.delivery_id
         live.publish_capture(recorded)
-        return self.answering.custom(answer, bin_id, summary["seq"])
+        return self.answering.custom(answer, bin_id, summary["seq"], decided is not None)
 
     def answer(
         self, environ: Environ, start_response: StartResponse, custom: Custom, started: float
@@ -148,11 +150,13 @@ class CaptureGate:
         answer = custom.answer
         recorder = recorder_of(self.app)
         if answer.delay_ms:
-            # Noted now, so the capture shows its answer while it waits; when it went out, after.
-            recorder.note(custom.note(None))
+            # Noted now (unless stored already), so the capture shows its answer while it
+            # waits; when it went out, after.
+            if not custom.stored:
+                recorder.note(custom.note(None))
             self._sleep(answer.delay_ms / 1000)
             recorder.note(custom.sent(clock.now()))
-        else:
+        elif not custom.stored:
             recorder.note(custom.note(clock.now()))
         if not answer.hang_up:
             start_response(answer.status_line, custom.headers())

@@ -40,13 +40,21 @@ RETURNING bins.id, {", ".join(f"bins.{column}" for column in NUMBERED_COLUMNS)}
 # with the count it changes and the renewed expiry, all in one statement.
 _INSERT_REQUESTS = """
 INSERT INTO requests (bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, pinned)
+                      remote_addr, received_at, status, rejected, delivery_id, pinned)
 SELECT bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected, false
+       received_at, status, rejected, delivery_id, false
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
-            %s::text[], %s::timestamp[], %s::int[], %s::bool[])
+            %s::text[], %s::timestamp[], %s::int[], %s::bool[], %s::text[])
   AS r(bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected)
+       received_at, status, rejected, delivery_id)
+"""
+# What the captures were answered, when it was not the default (each finds its request as the
+# payloads do).
+_INSERT_ANSWERS = """
+INSERT INTO answers (request_id, record, sent_at)
+SELECT (SELECT id FROM requests WHERE requests.bin_id = a.bin_id AND requests.seq = a.seq),
+       record, sent_at
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::timestamp[]) AS a(bin_id, seq, record, sent_at)
 """
 _INSERT_PAYLOADS = """
 INSERT INTO payloads (request_id, url, http_version, headers, body)
@@ -181,7 +189,7 @@ class PostgresWriter(Writer):
                 if pg.broken:
                     raise Stale from err
                 raise
-            bins, stored = batches.judge(grouped, taken)
+            bins, stored = batches.judge(grouped, taken, self.answerer)
             summaries, requests, payloads = [], [], []
             for done in stored:
                 described, request, payload = batches.row(done)
@@ -193,6 +201,12 @@ class PostgresWriter(Writer):
                 # Big bodies one to a statement, as they arrived: no array of them all.
                 for part in [payloads] if pipelined else [[p] for p in payloads]:
                     cur.execute(_INSERT_PAYLOADS, batches.columns(part))
+                answered = [
+                    (done.item.bin_id, done.seq, record, sent_at and batches.naive_utc(sent_at))
+                    for done, record, sent_at in batches.answer_rows(stored)
+                ]
+                if answered:
+                    cur.execute(_INSERT_ANSWERS, batches.columns(answered))
             retention = _retention(bins)
             if retention:
                 keep.execute(_KEEP, batches.columns(retention))

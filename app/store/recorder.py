@@ -46,6 +46,8 @@ INLINE_BATCH_BYTES = 1024 * 1024
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
 EXTENSION = "hookscope.recorder"
+# Where the capture gate puts its answerer (app/store/batch.py's Answerer) for the writer.
+ANSWERER = "hookscope.answerer"
 
 
 def recorder_of(app: Flask) -> Recorder:
@@ -55,6 +57,7 @@ def recorder_of(app: Flask) -> Recorder:
     if recorder is None:
         with app.app_context():
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+        writer.answerer = app.extensions.get(ANSWERER)
         recorder = app.extensions[EXTENSION] = Recorder(writer)
     return recorder
 

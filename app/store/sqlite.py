@@ -39,9 +39,10 @@ RETURNING {", ".join(NUMBERED_COLUMNS)}
 """  # noqa: S608 - column names from app/store/batch.py
 _INSERT_REQUEST = """
 INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, pinned)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      remote_addr, received_at, status, rejected, delivery_id, pinned)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+_INSERT_ANSWER = "INSERT INTO answers (request_id, record, sent_at) VALUES (?, ?, ?)"
 _INSERT_PAYLOAD = (
     "INSERT INTO payloads (request_id, url, http_version, headers, body) VALUES (?, ?, ?, ?, ?)"
 )
@@ -147,7 +148,7 @@ class SqliteWriter(Writer):
             found = cur.fetchone()
             if found is not None:
                 taken[bin_id] = Numbered.from_row(found)
-        bins, stored = batches.judge(grouped, taken)
+        bins, stored = batches.judge(grouped, taken, self.answerer)
         if not stored:
             return
         summaries = self._insert(conn, cur, stored)
@@ -158,17 +159,23 @@ class SqliteWriter(Writer):
         # The transaction holds the write lock, so nobody else can take these ids meanwhile.
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
         (top,) = cur.fetchone()
-        summaries, rows, payloads, streamed = [], [], [], []
+        summaries, rows, payloads, streamed, answered = [], [], [], [], []
         for request_id, done in enumerate(stored, top + 1):
             described, request, payload = batches.row(done, sqlite=True)
             summaries.append(described)
             rows.append((request_id, done.item.bin_id, done.seq, *request, False))
+            decided = done.decided
+            if decided is not None and decided.record is not None:
+                sent = decided.sent_at
+                sent_at = None if sent is None else _stored_time(batches.naive_utc(sent))
+                answered.append((request_id, decided.record, sent_at))
             if len(done.item.snap.body) >= STREAM_BLOB_BYTES:
                 streamed.append((request_id, *payload))
             else:
                 payloads.append((request_id, *payload))
         _insert_rows(cur, _INSERT_REQUEST, rows)
         _insert_rows(cur, _INSERT_PAYLOAD, payloads)
+        _insert_rows(cur, _INSERT_ANSWER, answered)
         for request_id, url, http_version, headers_json, body in streamed:
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from app.store.answers import AnswerNote
-from app.store.batch import Pending
+from app.store.batch import Answerer, Pending
 from app.store.errors import StorageUnavailable, db_errors, discard
 
 
@@ -25,6 +25,8 @@ class Writer:
     def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
+        # Set by the capture gate: answers each capture inside its transaction (batch.judge).
+        self.answerer: Answerer | None = None
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
