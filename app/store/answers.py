@@ -1,12 +1,12 @@
-"""What captures were answered: notes written just after the captures' own transactions.
+"""What captures were answered, when their own transaction could not store it: notes.
 
-A capture is stored and committed first; only then is its answer chosen (from the settings that
-transaction saw, with its sequence number known), and only after a delay does it go out. So what
-was answered is written afterwards, by the recorder, in a transaction of its own: one note sets
-the request's ``status`` and ``delivery_id`` and inserts its ``answers`` row; a delayed answer's
-second note sets ``sent_at`` once it went out. Nobody waits for these writes, a batch of notes
-is one short transaction, and when one fails the captures themselves are untouched (the log
-says so). Captures answered the default ``200 ok`` write no note at all.
+Most answers are chosen and stored inside the capture's transaction (app/store/batch.py). Two
+things are known only later: the answer of a capture that keeps a count (fail the first N,
+counted in Redis after the commit), and when a delayed answer went out. Those are written
+afterwards, by the recorder, in a transaction of their own: a note sets the request's
+``status`` and ``delivery_id`` and inserts its ``answers`` row; a delayed answer's second note
+sets ``sent_at``. Nobody waits for these writes, a batch of notes is one short transaction, and
+when one fails the captures themselves are untouched (the log says so).
 """
 
 from __future__ import annotations
