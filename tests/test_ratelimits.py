@@ -70,7 +70,7 @@ def test_bin_creation_is_limited_per_address(limited):
 def test_limits_can_be_turned_off_and_bad_values_fail_at_start(tmp_path):
     settings = config.from_environment(str(tmp_path), {"HOOKSCOPE_RATE_LIMIT_PER_BIN": "off"})
     assert settings["HOOKSCOPE_RATE_LIMIT_PER_BIN"] == ""
-    assert settings["HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"] == "600/minute"
+    assert settings["HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"] == "1200/minute burst 6000"
     with pytest.raises(config.ConfigError, match="HOOKSCOPE_RATE_LIMIT_CREATE"):
         config.from_environment(str(tmp_path), {"HOOKSCOPE_RATE_LIMIT_CREATE": "lots"})
 
