@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -207,3 +208,21 @@ class Payload(db.Model):
             "headers": self.headers,
             "body_sha256": hashlib.sha256(self.body).hexdigest(),
         }
+
+
+class BinUsage(db.Model):
+    """What a bin took and refused, per period of ``usage.PERIOD_SECONDS`` (app/store/usage.py).
+
+    ``reason`` is "captured" for what was stored, else why the capture was refused
+    (app/domain/refusals.py); ``bytes`` counts stored bodies.
+    """
+
+    __tablename__ = "bin_usage"
+    __table_args__ = (Index("ix_bin_usage_period", "period"),)
+
+    bin_id: Mapped[str] = mapped_column(ForeignKey("bins.id", ondelete="CASCADE"), primary_key=True)
+    # Unix time (seconds, UTC) at the start of the period.
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

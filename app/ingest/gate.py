@@ -21,10 +21,12 @@ from sqlalchemy.exc import DBAPIError
 
 from app import live
 from app.domain import clock, paths
+from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
+from app.ingest.tally import tally_of
 from app.runtime import logs
 from app.runtime.logs import printable
 from app.store.errors import StorageUnavailable
@@ -60,6 +62,7 @@ class CaptureGate:
         self.config = app.config
         self.downstream = downstream
         self.limits = CaptureLimits(app)
+        self.tally = tally_of(app)
         self.settings = cache_of(app)
         self._gevent = under_gevent()
 
@@ -72,6 +75,11 @@ class CaptureGate:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
+            # Never silent: the bin's page and API show what was refused and why.
+            if refusal.reason in PROCESS_ONLY:
+                self.tally.count_process(refusal.reason)
+            else:
+                self.tally.count(bin_id, refusal.reason)
         body = (text + "\n").encode()
         logs.info(
             log,
@@ -101,11 +109,12 @@ class CaptureGate:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
         if settings is None:
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         spent = self.limits.check(environ, bin_id)
         if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+            raise Refused(
+                429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
+            )
         body = read_body(environ, self.config, self._gevent)
         snap = snapshot.take(
             environ,
@@ -120,11 +129,13 @@ class CaptureGate:
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
+        self.tally.count(bin_id, CAPTURED, len(body))
         live.publish_capture(recorded)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
+            self.tally.count(bin_id, "unauthorized")
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
@@ -138,6 +149,7 @@ class CaptureGate:
         return Refused(
             503,
             "storage is unavailable; nothing was stored, retry later",
+            reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
 

@@ -78,11 +78,12 @@ def map_big_allocations() -> bool:
 
 
 def post_worker_init(worker) -> None:
-    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins;
-    give big bodies' memory back when they are stored."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins and
+    adding usage counts; give big bodies' memory back when they are stored."""
     import logging
     import sys
 
+    from app.ingest import tally
     from app.runtime import janitor, logs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
@@ -100,4 +101,18 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    tally.start(worker.wsgi)
     logger.info("worker [%d] serving", os.getpid())
+
+
+def worker_exit(server, worker) -> None:
+    """Add the worker's last usage counts before it goes (a graceful stop loses none)."""
+    from app.ingest import tally
+
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    try:
+        tally.flush(app)
+    except Exception:  # leaving anyway: never turn a clean exit into a crash
+        app.logger.exception("adding the last usage counts failed")
