@@ -219,8 +219,10 @@ class Handler(PyWSGIHandler):
             reason = "head_too_large"
         else:
             reason = "unreadable_request"
-        if hasattr(self.application, "extensions"):  # the Flask app (not in bare server tests)
-            tally_of(self.application).count_process(reason)
+        # pywsgi sets self.application only once a request was read whole: ask the server.
+        app = getattr(self.server, "application", None)
+        if hasattr(app, "extensions"):  # the Flask app (not in bare server tests)
+            tally_of(app).count_process(reason)
 
     def get_environ(self) -> dict[str, Any]:
         self._stop_head_timer()  # the head is complete: from here the app sets its own deadlines
