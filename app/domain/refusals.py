@@ -63,7 +63,7 @@ REASONS: dict[str, Reason] = {
         401,
         None,
         "refused by this bin's ingest protection",
-        "they are in the list, marked 401: check the sender's credentials",
+        "they are in the list, marked 401; check the sender's credentials",
     ),
     "storage_unavailable": Reason(
         503,
