@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import live
-from app.domain import clock, paths
+from app.domain import clock, keys, paths
 from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
@@ -75,8 +75,9 @@ class CaptureGate:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
-            # Never silent: the bin's page and API show what was refused and why.
-            if refusal.reason in PROCESS_ONLY:
+            # Never silent: the bin's page and API show what was refused and why. (A 503 can
+            # come before the bin is known: an id no bin could have is not kept per bin.)
+            if refusal.reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
                 self.tally.count_process(refusal.reason)
             else:
                 self.tally.count(bin_id, refusal.reason)
