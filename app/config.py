@@ -19,6 +19,8 @@ from typing import Any
 
 import limits
 
+from app.outbound import guard
+
 MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -43,6 +45,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default, low)
+    if value > high:
+        raise ConfigError(f"{name}={value} must be at most {high}")
     return value
 
 
@@ -102,6 +111,14 @@ def _public_url(env: Mapping[str, str]) -> str:
     if raw and not raw.startswith(("http://", "https://")):
         raise ConfigError(f"HOOKSCOPE_PUBLIC_URL={raw!r} must start with http:// or https://")
     return raw
+
+
+def _allow_list(env: Mapping[str, str]) -> guard.AllowList:
+    raw = env.get(guard.ALLOW_SETTING, "")
+    try:
+        return guard.parse_allow_list(raw)
+    except ValueError as err:
+        raise ConfigError(f"{guard.ALLOW_SETTING}={raw!r}: {err}") from None
 
 
 def _need_extra(module: str, extra: str, variable: str) -> None:
@@ -212,6 +229,25 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
         ),
+        "HOOKSCOPE_RATE_LIMIT_REPLAY": _rate(env, "HOOKSCOPE_RATE_LIMIT_REPLAY", "600/minute"),
+        # Replay and auto-forward (app/outbound/): where they may send, and their bounds.
+        "HOOKSCOPE_OUTBOUND_ALLOW": _allow_list(env),
+        "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5, 1
+        ),
+        "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS", 30, 1),
+        "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES": _int(
+            env, "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES", MIB, 0
+        ),
+        "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS": _int(env, "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS", 0),
+        # Outbound calls in flight per process, and per bin within a process.
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY": _int(env, "HOOKSCOPE_OUTBOUND_CONCURRENCY", 16, 1),
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN", 4, 1
+        ),
+        # Auto-forward: tries per capture and target, and the first retry's delay (it doubles).
+        "HOOKSCOPE_FORWARD_MAX_ATTEMPTS": _bounded(env, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS", 8, 1, 20),
+        "HOOKSCOPE_FORWARD_RETRY_SECONDS": _int(env, "HOOKSCOPE_FORWARD_RETRY_SECONDS", 5, 1),
         # Counted in this process, or in Redis when several processes share the work.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;

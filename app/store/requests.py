@@ -76,6 +76,12 @@ def payload_of(captured: CapturedRequest) -> Payload:
     return db.session.get_one(Payload, captured.id)
 
 
+def release() -> None:
+    """End this request's read transaction and hand back its connection (before a long wait)."""
+    db.session.rollback()
+    db.session.close()
+
+
 def delete_request(bin_id: str, seq: int) -> bool:
     """Delete one request; tell whether it existed."""
     if not 0 <= seq <= MAX_SEQ:
