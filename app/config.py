@@ -235,7 +235,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS": _int(
             env, "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5, 1
         ),
-        "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS", 30, 1),
+        "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS", 30, 1
+        ),
         "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES": _int(
             env, "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES", MIB, 0
         ),

@@ -106,10 +106,9 @@ def test_shopify_signature_matches_shopifys_documented_check():
 
 
 def test_repeated_signature_headers_become_one():
-    headers = signatures.resign(
-        "shopify", "s", [["X-Shopify-Hmac-Sha256", "a"], ["X", "1"], ["x-shopify-hmac-sha256", "b"]],
-        b"", 0,
-    )  # fmt: skip
+    captured = [["X-Shopify-Hmac-Sha256", "a"], ["X", "1"], ["x-shopify-hmac-sha256", "b"]]
+
+    headers = signatures.resign("shopify", "s", captured, b"", 0)
 
     assert [n for n, _ in headers] == ["X-Shopify-Hmac-Sha256", "X"]
 

@@ -10,8 +10,8 @@ from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
-    DateTime,
     Boolean,
+    DateTime,
     ForeignKey,
     Index,
     Integer,

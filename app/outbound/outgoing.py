@@ -18,9 +18,7 @@ from app.inspect import signatures
 
 from .wire import TOKEN
 
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
-)
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"})
 MAX_EDITED_HEADERS = 200
 EDITS = ("url", "method", "headers", "body", "body_base64", "append_path", "resign")
 

@@ -104,8 +104,6 @@ def copy_as(bin_id: str, seq: int) -> Response:
         {
             "url": url,
             "body_file": body_file,
-            "snippets": {
-                tool: {"code": s.code, "notes": s.notes} for tool, s in made.items()
-            },
+            "snippets": {tool: {"code": s.code, "notes": s.notes} for tool, s in made.items()},
         }
     )
