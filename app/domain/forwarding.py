@@ -86,6 +86,11 @@ def retry_delay(try_number: int, base_seconds: int, max_attempts: int) -> float 
     return float(min(base_seconds * 2 ** (try_number - 1), MAX_DELAY_SECONDS))
 
 
+def lease_seconds(timeout: float) -> float:
+    """How long a process holds a try it means to send: time for the call, and to spare."""
+    return 2 * timeout + 5
+
+
 def forward_url(target: str, path: str, query_string: str) -> str:
     """Join a target and a capture's path below the bin and query, as the relay does.
 

@@ -7,6 +7,7 @@ URL's, the page's, where it listens) and its path is under the capture mount.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -61,5 +62,5 @@ def loop_refusal(url: str, own: OwnURLs) -> str | None:
 def _under(path: str, own: OwnURLs) -> bool:
     """Tell whether a path reaches the capture mount as this server would read it: decoded,
     with dot segments and repeated slashes resolved."""
-    normal = posixpath.normpath("/" + unquote(path))
+    normal = posixpath.normpath(re.sub("/+", "/", "/" + unquote(path)))
     return (normal + "/").startswith(own.capture_prefix)

@@ -83,7 +83,7 @@ def post_worker_init(worker) -> None:
     import logging
     import sys
 
-    from app.runtime import janitor, logs
+    from app.runtime import forwarder, janitor, logs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
@@ -100,4 +100,15 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    forwarder.start(worker.wsgi)
     logger.info("worker [%d] serving", os.getpid())
+
+
+def worker_exit(server, worker) -> None:
+    """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
+    next worker resumes them at once rather than when their lease runs out."""
+    from app.runtime import forwarder
+
+    running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
+    if running is not None:
+        running.stop(wait_seconds=graceful_timeout / 2)

@@ -26,6 +26,7 @@ import threading
 
 from flask import Flask
 
+from app.domain import forwarding
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
@@ -52,6 +53,8 @@ def recorder_of(app: Flask) -> Recorder:
     if recorder is None:
         with app.app_context():
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+        timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
+        writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
         recorder = app.extensions[EXTENSION] = Recorder(writer)
     return recorder
 

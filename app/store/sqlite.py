@@ -47,6 +47,11 @@ _INSERT_PAYLOAD_ZEROBLOB = (
     "INSERT INTO payloads (request_id, url, http_version, headers, body)"
     " VALUES (?, ?, ?, ?, zeroblob(?))"
 )
+_INSERT_FORWARD = """
+INSERT INTO attempts (id, request_id, bin_id, kind, target, method, try_number, state, due_at,
+                      lease_until, reason, message, response_truncated, edited)
+VALUES (?, ?, ?, 'forward', ?, ?, 1, 'pending', ?, ?, '', '', 0, 0)
+"""
 _OLDEST = """
 SELECT id, seq FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ? ORDER BY seq LIMIT ?
 """
@@ -125,16 +130,48 @@ class SqliteWriter(Writer):
         bins, stored = batches.judge(grouped, taken)
         if not stored:
             return
-        summaries = self._insert(conn, cur, stored)
+        summaries, request_ids = self._insert(conn, cur, stored)
+        forwards = self._forwards(cur, stored, request_ids)
         dropped = {b.bin_id: self._keep(cur, b) for b in bins}
         batches.settle(bins, stored, summaries, dropped)
+        if forwards:
+            batches.note_forwards(*forwards)
 
-    def _insert(self, conn: Any, cur: Any, stored: list[Stored]) -> list[SummaryDict]:
+    def _forwards(
+        self, cur: Any, stored: list[Stored], request_ids: list[int]
+    ) -> tuple[list[tuple], list[int]] | None:
+        """Store each accepted capture's auto-forward tries, due at once."""
+        rows = batches.forward_rows(stored, self.forward_lease_seconds)
+        if not rows:
+            return None
+        request_of = {id(done): rid for done, rid in zip(stored, request_ids, strict=True)}
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM attempts")
+        (top,) = cur.fetchone()
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        values = [
+            (
+                attempt_id,
+                request_of[id(done)],
+                done.item.bin_id,
+                target,
+                done.item.snap.method,
+                _stored_time(due),
+                _stored_time(until),
+            )
+            for attempt_id, (done, target, due, until) in zip(ids, rows, strict=True)
+        ]
+        _insert_rows(cur, _INSERT_FORWARD, values)
+        return rows, ids
+
+    def _insert(
+        self, conn: Any, cur: Any, stored: list[Stored]
+    ) -> tuple[list[SummaryDict], list[int]]:
         # The transaction holds the write lock, so nobody else can take these ids meanwhile.
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
         (top,) = cur.fetchone()
         summaries, rows, payloads, streamed = [], [], [], []
-        for request_id, done in enumerate(stored, top + 1):
+        request_ids = list(range(top + 1, top + 1 + len(stored)))
+        for request_id, done in zip(request_ids, stored, strict=True):
             described, request, payload = batches.row(done, sqlite=True)
             summaries.append(described)
             rows.append((request_id, done.item.bin_id, done.seq, *request, False))
@@ -151,7 +188,7 @@ class SqliteWriter(Writer):
             with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
                 blob.write(body)
             indexing.index_streamed(cur, request_id, body)
-        return summaries
+        return summaries, request_ids
 
     def _keep(self, cur: Any, bin_: BinBatch) -> list[int]:
         """Apply the bin's retention and renew its expiry; return the seqs dropped."""

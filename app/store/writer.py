@@ -20,6 +20,8 @@ class Writer:
     """Writes batches of captures through DB-API connections from the app's engine pool."""
 
     sqlite = False
+    # How long the storing process holds a new capture's auto-forward tries (app/store/forwards.py).
+    forward_lease_seconds = 65.0
 
     def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self._engine = engine
