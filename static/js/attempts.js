@@ -15,7 +15,7 @@ export function outcomeText(attempt) {
     const { status, reason } = attempt.response;
     return `${status}${reason ? ` ${reason}` : ""}`;
   }
-  return `${attempt.error}: ${attempt.message}`;
+  return String(attempt.error);
 }
 
 function tone(attempt) {
@@ -50,8 +50,8 @@ function attemptItem(attempt) {
     parts.push(attempt.response.headers.length ? pairsTable(attempt.response.headers, { className: "headers" }) : null);
     parts.push(bodyOf(attempt.response.body));
   }
-  if (attempt.address) parts.push(h("p", { class: "muted mono" }, `Connected to ${attempt.address}`));
-  if (attempt.message && attempt.response) parts.push(note(String(attempt.message)));
+  if (attempt.message) parts.push(note(String(attempt.message), attempt.response ? "info" : "warn"));
+  if (attempt.address) parts.push(h("p", { class: "muted mono" }, `${attempt.response ? "Connected to" : "Tried"} ${attempt.address}`));
   return h("li", { class: "attempt", dataset: { id: attempt.id, state: attempt.state } }, h("details", null, summary, ...parts));
 }
 

@@ -254,9 +254,9 @@ export class DetailPane {
       h(
         "span",
         { class: "detail-actions" },
-        button("Replay to…", "replay-open", () => replay.open(false)),
-        button("Edit and replay", "replay-edit-open", () => replay.open(true)),
-        button("Copy as…", "copy-as-open", () => copyAs.open()),
+        button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
+        button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
+        button("Copy as…", "copy-as-open", () => { replay.form.hidden = true; copyAs.open(); }),
         this.pinButton,
         remove,
       ),

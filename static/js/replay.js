@@ -12,8 +12,11 @@ const TOOLS = [["curl", "cURL"], ["httpie", "HTTPie"], ["python", "Python reques
 
 const field = (label, control) => h("label", { class: "replay-field" }, h("span", { class: "copy-label" }, label), control);
 
+// Set by the client from the URL and body, or about the sender's connection: not offered for editing.
+const NOT_EDITED = new Set(["host", "content-length", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]);
+
 /** "Name: value" lines for the headers editor, and back (the first ": " splits). */
-const headerLines = (headers) => headers.map(([n, v]) => `${n}: ${v}`).join("\n");
+const headerLines = (headers) => headers.filter(([n]) => !NOT_EDITED.has(String(n).toLowerCase())).map(([n, v]) => `${n}: ${v}`).join("\n");
 function parseHeaderLines(text) {
   const pairs = [];
   for (const line of text.split("\n")) {
@@ -66,7 +69,7 @@ export function replayPanel(detail, bodyPromise, { requestUrl, binId, onSent }) 
     { class: "replay-edit", attrs: { id: "replay-edit" } },
     h("summary", null, "Edit the request before sending"),
     field("Method", method),
-    field("Headers, one per line (Host and Content-Length are set for you)", headers),
+    field("Headers, one per line (Host and Content-Length are set from the URL and body)", headers),
     field("Body", body),
     h("label", { class: "replay-check" }, asBase64, " The body above is base64 (binary bodies are)"),
   );
