@@ -32,8 +32,8 @@ class Writer:
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
 
-    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
-        """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
+    def write(self, conn: Any, batch: list[Pending]) -> None:
+        """Store the batch in one transaction and set each item's result, or raise for all."""
         raise NotImplementedError
 
     def failed(self, conn: Any, batch: list[Pending], err: BaseException) -> NoReturn:
