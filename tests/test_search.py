@@ -172,7 +172,7 @@ def test_search_pages_newest_first_with_the_list_cursor(client, new_bin):
 @pytest.mark.parametrize("window", [1, 3, 5000])
 def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, window):
     # PostgreSQL tests the newest `window` requests one by one, then asks the GIN index for the
-    # rest (app/search.py); where the window ends must not change what a page holds.
+    # rest (app/store/search/); where the window ends must not change what a page holds.
     monkeypatch.setattr(search.postgres, "RECENT_WINDOW", window)
     bin_id = new_bin["id"]
     for i in range(10):

@@ -1,7 +1,7 @@
 """gunicorn settings and hooks: ``gunicorn -c python:app.runtime.serving 'app:create_app()'``.
 
-One gevent worker (gevent's pywsgi server, adapted in app/server.py) serves HTTP and WebSocket; the
-migrations run once, in the master, before any worker starts.
+One gevent worker (gevent's pywsgi server, adapted in app/ingest/server.py) serves HTTP and
+WebSocket; the migrations run once, in the master, before any worker starts.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from gevent import monkey  # noqa: E402 - must run before anything imports ssl o
 monkey.patch_all()
 
 bind = [f"{_settings.host}:{_settings.port}"]
-# gevent's pywsgi, adapted for capturing (app/server.py). Thread workers are not offered: each open
-# page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers as sent.
+# gevent's pywsgi, adapted for capturing (app/ingest/server.py). Thread workers are not offered:
+# each open page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers
+# as sent.
 worker_class = "app.ingest.server.Worker"
 workers = _settings.workers
 worker_connections = _settings.worker_connections
@@ -31,12 +32,12 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 # Request limits (64 KiB request line, 200 header fields of 16 KiB each) are applied by the worker
-# itself, app/server.py: gunicorn's limit_request_* settings do not reach its pywsgi parser.
+# itself, app/ingest/server.py: gunicorn's limit_request_* settings do not reach its pywsgi parser.
 # Forwarded headers are handled by the app (HOOKSCOPE_PROXY_COUNT), not trusted by gunicorn.
 forwarded_allow_ips = ""
 # gunicorn 27 puts its control socket at one fixed path per user; nothing here uses it.
 control_socket_disable = True
-# Captures log one structured line each (app/capture.py); other requests get an access line.
+# Captures log one structured line each (app/ingest/gate.py); other requests get an access line.
 accesslog = "-"
 errorlog = "-"
 
