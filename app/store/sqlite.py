@@ -175,7 +175,7 @@ class SqliteWriter(Writer):
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
             )
-            with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
+            with conn.dbapi_connection.blobopen("payloads", "body", request_id) as blob:
                 blob.write(body)
             indexing.index_streamed(cur, request_id, body)
         return summaries
