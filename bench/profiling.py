@@ -73,7 +73,7 @@ COMPONENTS = [
     ("  snapshot.take", "take (app/ingest/snapshot.py"),
     ("  Recorder.record (queue + wait)", "record (app/store/recorder.py"),
     ("  live.publish_capture (Socket.IO emit)", "publish_capture (app/live/"),
-    ("  capture log line", "info (app/runtime/logs.py"),
+    ("  capture log line", "info (app/logs.py"),
     ("group-commit writer: Store.write", "write (app/store/recorder.py"),
     ("  pool checkout (pre-ping)", "checkout (app/store/recorder.py"),
     ("pywsgi: read request line + headers", "read_request (gevent/pywsgi.py"),

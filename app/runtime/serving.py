@@ -46,11 +46,13 @@ def on_starting(server) -> None:
     """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
     from flask_migrate import upgrade
 
-    from app import create_app
-    from app.runtime import internals
-    from app.store import bins
+    from app import create_app, internals
+    from app.ingest import server
+    from app.live import fanout
+    from app.store import bins, engine
 
-    internals.enforce()  # before anything runs on a library that lacks what it relies on
+    # Before anything runs on a library that lacks what it relies on.
+    internals.enforce(server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
@@ -85,7 +87,8 @@ def post_worker_init(worker) -> None:
     import logging
     import sys
 
-    from app.runtime import janitor, logs
+    from app import logs
+    from app.runtime import janitor
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
