@@ -26,13 +26,16 @@ import threading
 import time
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
-from app.store.writer import Writer, writer_for
+from app.store.postgres import PostgresWriter
+from app.store.sqlite import SqliteWriter
+from app.store.writer import Writer
 
 log = logging.getLogger("hookscope.recording")
 # A batch stops growing at this many captures or body bytes, to keep transactions short.
@@ -47,6 +50,12 @@ INDEX_AFTER_SECONDS = 0.05
 # own checkpoint off, which would run in the committing batch, on the event loop).
 CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
+
+
+def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
+    """The writer for the engine's database."""
+    kind = SqliteWriter if engine.dialect.name == "sqlite" else PostgresWriter
+    return kind(engine, busy_timeout_ms)
 
 
 def recorder_of(app: Flask) -> Recorder:
