@@ -15,7 +15,7 @@ cooperatively under gevent (app/store/pgwait.py).
 
 On SQLite the payload's insert trigger only queues the request for search (migration 0004); the
 recorder's indexer indexes the queue a moment later, one statement for a whole burst, in the
-writer's native thread (app/store/search/indexing.py). Indexing inside each capture's
+writer's native thread (app/store/indexing.py). Indexing inside each capture's
 transaction cost more than a third of the capture's time on the event loop.
 """
 

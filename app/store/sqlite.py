@@ -5,7 +5,7 @@ numbers each bin's captures (``UPDATE ... RETURNING``), inserts the requests and
 one multi-row INSERT each, drops the oldest unpinned requests beyond each bin's limit (never the
 newest) and renews expiries. Big bodies are written through the blob API (``STREAM_BLOB_BYTES``)
 and indexed for search at once; everything else is queued for search by the payload's insert
-trigger and indexed later (app/store/search/indexing.py).
+trigger and indexed later (app/store/indexing.py).
 
 Who calls what, and where (app/store/recorder.py): ``write_now`` on the event loop, through the
 loop's own connection, when the write lock is free; ``write``, ``index`` and ``checkpoint`` in
@@ -20,9 +20,9 @@ from typing import Any
 
 from app.domain.models import SummaryDict
 from app.store import batch as batches
+from app.store import indexing
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
 from app.store.errors import StorageUnavailable, discard
-from app.store.search import indexing
 from app.store.writer import Writer
 
 # Bodies at least this big are written through the blob API, straight into the database's pages:
