@@ -974,3 +974,19 @@ def test_a_search_that_indexes_a_long_queue_leaves_the_server_serving(fresh_serv
         f"only {during} other requests were answered while {queued:,} queued requests were"
         " indexed: the server stopped serving while the search indexed"
     )
+
+
+def test_the_streamed_index_sql_says_what_migration_0003_says():
+    """app/store/indexing.py repeats a few of the view's terms rather than import a migration."""
+    import importlib
+
+    from app.store import indexing
+
+    fts = importlib.import_module("app.migrations.versions.0003_full_text_search")
+    assert (indexing.BODY_LIMIT, indexing.FORM, indexing.ESCAPES) == (
+        fts.BODY_LIMIT,
+        fts.FORM,
+        fts.ESCAPES,
+    )
+    assert f"substr(p.body, 1, {indexing.BODY_LIMIT})" in fts.SQLITE_VIEW
+    assert indexing.unescaped("x") == fts.unescaped("x")
