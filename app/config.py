@@ -25,8 +25,8 @@ MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
-# One PostgreSQL search call (app/search/postgres.py), sized on a million-request bin so that the
-# worst query found stays near 100-150 ms (bench/README.md).
+# One PostgreSQL search call (app/store/search/postgres.py), sized on a million-request bin so
+# that the worst query found stays near 100-150 ms (bench/README.md).
 SEARCH_CHUNK_REQUESTS = 50_000
 SEARCH_BUDGET_MS = 150
 
@@ -206,8 +206,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
-        # Full-text search on PostgreSQL (app/search/postgres.py): the requests one call always
-        # searches through the GIN index, and how long it may go on past them.
+        # Full-text search on PostgreSQL (app/store/search/postgres.py): the requests one call
+        # always searches through the GIN index, and how long it may go on past them.
         "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(
             env, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS", SEARCH_CHUNK_REQUESTS, minimum=1
         ),
@@ -253,7 +253,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # Counted in this process, or in Redis when several processes share the work.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;
-        # app/ratelimits.py sets Retry-After on its own 429s.
+        # app/web/limits.py and app/ingest/limits.py set Retry-After on their own 429s.
         "RATELIMIT_HEADERS_ENABLED": False,
         # The browser holds its bins' read keys in the signed session cookie.
         "SESSION_COOKIE_HTTPONLY": True,

@@ -4,7 +4,7 @@
         [--only ingest,live,live1,profile,big,memory,scaleout,index,forward]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
-app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
+app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
 itself. ingest and live1 are also measured against a bare WSGI app (bench/bare_app.py) in the
 same runs, as a reference. Prints a table of medians over the runs and writes everything to
 bench/results/<name>-<timestamp>.json. big, memory and scaleout use the first of --workers.
@@ -96,7 +96,7 @@ def parse_args() -> argparse.Namespace:
         "--access-log",
         choices=("on", "off"),
         default="on",
-        help="on = production (app/serving.py logs every request); off = /dev/null",
+        help="on = production (app/runtime/serving.py logs every request); off = /dev/null",
     )
     ap.add_argument(
         "--code",
@@ -187,7 +187,7 @@ def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | 
         "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
     }
     if access_log == "off":
-        # GUNICORN_CMD_ARGS overrides the config file (app/serving.py sets accesslog="-").
+        # GUNICORN_CMD_ARGS overrides the config file (app/runtime/serving.py sets accesslog="-").
         env["GUNICORN_CMD_ARGS"] = "--access-logfile /dev/null"
     return HARNESS.Gunicorn(workdir, env={**env, **(extra or {})})
 

@@ -19,16 +19,15 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
+from app import live, logs
 from app.domain import clock, paths
 from app.domain.capture import Snapshot
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs
-from app.runtime.forwarder import forwarder_of
-from app.runtime.logs import printable
+from app.logs import printable
+from app.outbound.bounds import forwarder_of
 from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of

@@ -14,6 +14,8 @@ from . import client, guard, loop
 from .slots import Slots
 
 EXTENSION = "hookscope.outbound_slots"
+# Where a worker keeps its forwarder (app/runtime/forwarder.py), found here by the capture gate.
+FORWARDER = "hookscope.forwarder"
 
 
 def limits_of(config: Mapping[str, Any]) -> client.Limits:
@@ -39,6 +41,11 @@ def slots_of(app: Flask) -> Slots:
             app.config["HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN"],
         )
     return slots
+
+
+def forwarder_of(app: Flask) -> Any | None:
+    """This process's auto-forwarder, when it runs one (the server's workers do)."""
+    return app.extensions.get(FORWARDER)
 
 
 def own_urls(config: Mapping[str, Any], seen_as: Iterable[str] = ()) -> loop.OwnURLs:

@@ -33,7 +33,6 @@ from app.store.batch import Recorded
 from app.store.errors import discard
 
 log = logging.getLogger("hookscope.forward")
-EXTENSION = "hookscope.forwarder"
 SWEEP_SECONDS = 1.0
 CLAIM_BATCH = 200
 # Tries held in memory; past it they are handed back to the table for a later sweep.
@@ -57,12 +56,12 @@ class Job:
 
 def forwarder_of(app: Flask) -> Forwarder | None:
     """This process's forwarder, when it runs one (the server's workers do)."""
-    return app.extensions.get(EXTENSION)
+    return bounds.forwarder_of(app)
 
 
 def start(app: Flask) -> Forwarder:
     """Start forwarding in this worker."""
-    forwarder = app.extensions[EXTENSION] = Forwarder(app)
+    forwarder = app.extensions[bounds.FORWARDER] = Forwarder(app)
     forwarder.start()
     return forwarder
 

@@ -142,13 +142,12 @@ class PostgresWriter(Writer):
             raise StorageUnavailable(str(err)) from err
         return conn
 
-    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
+    def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""
         try:
             self._write(conn.dbapi_connection, batch)  # commits
         except BaseException as err:
             self.failed(conn, batch, err)
-        return True
 
     def _write(self, pg: Any, batch: list[Pending]) -> None:
         pipelined = batches.body_bytes(batch) <= PIPELINE_BATCH_BYTES

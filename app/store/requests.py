@@ -21,7 +21,7 @@ from app.store.engine import begin_write
 class Page:
     requests: list[SummaryDict]
     next_before: int | None
-    # Set when a search stopped on its work budget before filling the page (app/search/).
+    # Set when a search stopped on its work budget before filling the page (app/store/search/).
     searched_down_to: int | None = None
 
 
