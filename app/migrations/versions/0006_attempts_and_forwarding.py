@@ -1,8 +1,8 @@
 """replay and auto-forward attempts, and each bin's forward targets
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-10
+Create Date: 2026-12-03
 
 Every time a capture is sent somewhere (a replay, an auto-forward try) it leaves a row in
 ``attempts``, deleted with its request. ``bins.forward_to`` holds a bin's auto-forward targets.
@@ -11,7 +11,7 @@ Every time a capture is sent somewhere (a replay, an auto-forward try) it leaves
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
