@@ -19,16 +19,18 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
+from app import live, logs
 from app.domain import clock, keys, paths
+from app.domain.capture import Snapshot
 from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
 from app.ingest.tally import tally_of
-from app.runtime import logs
-from app.runtime.logs import printable
+from app.logs import printable
+from app.outbound.bounds import forwarder_of
+from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
 from app.store.settings import cache_of
@@ -134,6 +136,8 @@ class CaptureGate:
         self.settings.offer(recorded.settings)
         self.tally.count(bin_id, CAPTURED, len(body))
         live.publish_capture(recorded)
+        if recorded.forwards:
+            self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
             self.tally.count(bin_id, "unauthorized")
@@ -141,6 +145,15 @@ class CaptureGate:
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
         return 200, "ok", seq
+
+    def forward(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Hand the stored tries to this process's forwarder; without one (not a server's
+        worker) they wait in the table for one."""
+        forwarder = forwarder_of(self.app)
+        if forwarder is not None:
+            forwarder.offer(
+                recorded, snap.method, snap.path, snap.query_string, snap.headers, snap.body
+            )
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and

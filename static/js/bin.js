@@ -1,7 +1,9 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
+import { initBulk } from "./bulk.js";
 import { initCopyButtons } from "./copy.js";
 import { DetailPane } from "./detail.js";
+import { initForward, showTargets } from "./forward.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
@@ -44,7 +46,9 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl);
+const detail = new DetailPane(byId("detail"), apiUrl, binId);
+initBulk(apiUrl, binId, list);
+initForward(apiUrl);
 const refused = new RefusedNotice(
   { box: byId("refused-notice"), lines: byId("refused-lines"), dismiss: byId("refused-dismiss") },
   `${apiUrl}/usage`,
@@ -131,7 +135,10 @@ async function start() {
         list.refresh(summary);
         if (summary.seq === detail.seq) detail.setPinned(summary.pinned === true);
       },
-      bin_updated: (bin) => showBin(bin),
+      bin_updated: (bin) => {
+        showBin(bin);
+        showTargets(bin);
+      },
       bin_deleted: () => showDeleted(),
       refused: () => refused.refresh(),
     },

@@ -1,7 +1,7 @@
 """captures and refusals per bin per period, for the bin page, the API and operators
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-10
 
 A new table only: counted in each process and added in batches (app/store/usage.py), pruned
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
