@@ -24,8 +24,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
-from app.domain import clock, paths
+from app import live, logs
+from app.domain import clock, keys, paths
+from app.domain.capture import Snapshot
+from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import respond, snapshot
 from app.ingest.answering import Answering, Custom
@@ -33,8 +35,10 @@ from app.ingest.body import Environ, Refused, read_body
 from app.ingest.environ import HANG_UP
 from app.ingest.hosts import HostSplit
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs
-from app.runtime.logs import printable
+from app.ingest.tally import tally_of
+from app.logs import printable
+from app.outbound.bounds import forwarder_of
+from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
 from app.store.recorder import ANSWERER, recorder_of
 from app.store.settings import cache_of
@@ -69,6 +73,7 @@ class CaptureGate:
         self.config = app.config
         self.downstream = downstream
         self.limits = CaptureLimits(app)
+        self.tally = tally_of(app)
         self.settings = cache_of(app)
         self.answering = Answering(app)
         # The writer answers each capture in its transaction (app/store/batch.py's judge).
@@ -83,20 +88,31 @@ class CaptureGate:
         if self.hosts is not None:
             misdirected = self.hosts.refusal(environ, path)
             if misdirected is not None:
+                if path.startswith(paths.CAPTURE_PREFIX):  # a capture sent to the pages' host
+                    self.count_refusal(_bin_of(path), "wrong_host")
                 return _plain(environ, start_response, 404, misdirected, {})
         if not path.startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
-        bin_id = path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
+        bin_id = _bin_of(path)
         try:
             outcome = self.capture(environ, bin_id)
         except Refused as refusal:
             outcome = refusal.status, refusal.text, refusal.headers
+            self.count_refusal(bin_id, refusal.reason)
         if isinstance(outcome, Custom):
             return self.answer(environ, start_response, outcome, started)
         status, text, headers = outcome
         _log(environ, bin_id, str(status), started)
         return _plain(environ, start_response, status, text, headers)
+
+    def count_refusal(self, bin_id: str, reason: str) -> None:
+        """Never silent: the bin's page and API show what was refused and why. (A 503 can come
+        before the bin is known: an id no bin could have is not kept per bin.)"""
+        if reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
+            self.tally.count_process(reason)
+        else:
+            self.tally.count(bin_id, reason)
 
     def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]] | Custom:
         """Store what arrived and tell anyone watching; say what the sender should hear."""
@@ -107,11 +123,12 @@ class CaptureGate:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
         if settings is None:
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         spent = self.limits.check(environ, bin_id)
         if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+            raise Refused(
+                429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
+            )
         body = read_body(environ, self.config, self._gevent)
         snap = snapshot.take(
             environ,
@@ -126,22 +143,31 @@ class CaptureGate:
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
+        self.tally.count(bin_id, CAPTURED, len(body))
+        if not recorded.allowed:
+            self.tally.count(bin_id, "unauthorized")
         decided = recorded.decided
         if decided is not None:
             answer = decided.answer  # chosen, and stored, in the capture's own transaction
         else:
             answer = self.answering.answer(recorded, snap)  # it keeps a count: chosen now
         if answer is respond.DEFAULT:
-            live.publish_capture(recorded)
+            self.publish(recorded, snap)
             return 200, "ok", {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         summary = recorded.summary
         if decided is None:
             summary["status"] = 0 if answer.hang_up else answer.status
             summary["delivery_id"] = answer.delivery_id
-        live.publish_capture(recorded)
+        self.publish(recorded, snap)
         return self.answering.custom(answer, bin_id, summary["seq"], decided is not None)
+
+    def publish(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Tell watchers about the stored capture, and forward it where the bin says."""
+        live.publish_capture(recorded)
+        if recorded.forwards:
+            self.forward(recorded, snap)
 
     def answer(
         self, environ: Environ, start_response: StartResponse, custom: Custom, started: float
@@ -180,6 +206,15 @@ class CaptureGate:
         else:
             time.sleep(seconds)
 
+    def forward(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Hand the stored tries to this process's forwarder; without one (not a server's
+        worker) they wait in the table for one."""
+        forwarder = forwarder_of(self.app)
+        if forwarder is not None:
+            forwarder.offer(
+                recorded, snap.method, snap.path, snap.query_string, snap.headers, snap.body
+            )
+
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and
         tell open pages (their storage banner)."""
@@ -188,6 +223,7 @@ class CaptureGate:
         return Refused(
             503,
             "storage is unavailable; nothing was stored, retry later",
+            reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
 
@@ -205,6 +241,10 @@ def _plain(
     ]
     start_response(f"{status} {_REASONS.get(status, '')}".rstrip(), response_headers)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def _bin_of(path: str) -> str:
+    return path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
 
 
 def _log(environ: Environ, bin_id: str, status: str, started: float) -> None:

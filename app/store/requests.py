@@ -21,7 +21,7 @@ from app.store.engine import begin_write
 class Page:
     requests: list[SummaryDict]
     next_before: int | None
-    # Set when a search stopped on its work budget before filling the page (app/search/).
+    # Set when a search stopped on its work budget before filling the page (app/store/search/).
     searched_down_to: int | None = None
 
 
@@ -86,6 +86,12 @@ def payload_of(captured: CapturedRequest) -> Payload:
 def answer_of(captured: CapturedRequest) -> AnswerRow | None:
     """Return what a capture was answered, when that was recorded (anything but the default)."""
     return db.session.get(AnswerRow, captured.id)
+
+
+def release() -> None:
+    """End this request's read transaction and hand back its connection (before a long wait)."""
+    db.session.rollback()
+    db.session.close()
 
 
 def delete_request(bin_id: str, seq: int) -> bool:

@@ -71,7 +71,7 @@ export function answerSection(detail, onDelivery) {
   if (answer.failure) rows.push(["Failed on purpose", String(answer.failure)]);
   if (answer.template_error) rows.push(["Template error", String(answer.template_error)]);
   if (answer.delivery_id !== null && answer.delivery_id !== undefined) {
-    const show = h("button", { class: "link-button", text: "List its attempts", attrs: { type: "button" } });
+    const show = h("button", { class: "link-button", text: "Show every try of it", attrs: { type: "button" } });
     show.addEventListener("click", () => onDelivery(String(answer.delivery_id)));
     rows.push(["Delivery", h("span", null, h("span", { class: "mono break" }, String(answer.delivery_id)), " ", show)]);
   }

@@ -1,13 +1,16 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
 import { AnswersEditor } from "./answers.js";
+import { initBulk } from "./bulk.js";
 import { initCopyButtons } from "./copy.js";
 import { DeliveryFilter } from "./delivery.js";
 import { DetailPane } from "./detail.js";
+import { initForward, showTargets } from "./forward.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
 import { noteStorage, watchStorage } from "./outage.js";
+import { RefusedNotice } from "./refused.js";
 import { SearchBox } from "./search.js";
 
 const main = document.getElementById("bin");
@@ -51,8 +54,15 @@ const deliveries = new DeliveryFilter(
   list,
   search,
 );
-const detail = new DetailPane(byId("detail"), apiUrl, (id) => deliveries.apply(id));
+const detail = new DetailPane(byId("detail"), apiUrl, binId, (id) => deliveries.apply(id));
 const answers = new AnswersEditor(main, apiUrl);
+initBulk(apiUrl, binId, list);
+initForward(apiUrl);
+const refused = new RefusedNotice(
+  { box: byId("refused-notice"), lines: byId("refused-lines"), dismiss: byId("refused-dismiss") },
+  `${apiUrl}/usage`,
+  binId,
+);
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */
@@ -110,6 +120,7 @@ async function start() {
   else if (delivery) loaded = await deliveries.apply(delivery);
   else loaded = await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
+  refused.refresh();
   const socket = watchBin({
     binId,
     // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
@@ -140,8 +151,10 @@ async function start() {
       bin_updated: (bin) => {
         showBin(bin);
         answers.show(bin);
+        showTargets(bin);
       },
       bin_deleted: () => showDeleted(),
+      refused: () => refused.refresh(),
     },
     onStatus: (state, why) => {
       showStatus(status, state, why);

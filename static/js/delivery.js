@@ -1,5 +1,5 @@
-// One delivery's attempts, together: the list filtered to a delivery id (?delivery= in the
-// address bar), from the Answer section's "List its attempts". A search clears it.
+// One delivery's tries, together: the list filtered to a delivery id (?delivery= in the
+// address bar), from the Answer section's "Show every try of it". A search clears it.
 
 export class DeliveryFilter {
   /** `els`: bar, text, clear (the button back to every request); `list`, `search`. */
@@ -15,10 +15,10 @@ export class DeliveryFilter {
     return new URLSearchParams(window.location.search).get("delivery") || null;
   }
 
-  /** List only the attempts of `id` (null: every request again); resolve when shown. */
+  /** List only the tries of delivery `id` (null: every request again); resolve when shown. */
   async apply(id) {
     this.list.delivery = id;
-    this.els.text.textContent = id ? `Attempts of delivery ${id}, newest first.` : "";
+    this.els.text.textContent = id ? `Every try of delivery ${id}, newest first.` : "";
     const url = new URL(window.location.href);
     if (id) url.searchParams.set("delivery", id);
     else url.searchParams.delete("delivery");

@@ -126,8 +126,8 @@ def test_retries_of_one_delivery_list_together(server, page, bin_, open_bin):
     expect(row(page, 1)).to_contain_text("503")
     expect(row(page, 1)).to_contain_text("evt-a")
     detail = open_request(page, 1)
-    detail.get_by_role("button", name="List its attempts").click()
-    expect(page.locator("#delivery-filter")).to_contain_text("Attempts of delivery evt-a")
+    detail.get_by_role("button", name="Show every try of it").click()
+    expect(page.locator("#delivery-filter")).to_contain_text("Every try of delivery evt-a")
     expect(page.locator("#request-list li")).to_have_count(3, timeout=WAIT_MS)
     shoot(page, "answers-delivery")
     assert "delivery=evt-a" in page.url

@@ -1,7 +1,7 @@
 """what a bin answers, and what each capture was answered
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-08
 
 ``bins.response_settings`` holds a bin's custom responses, rules, handshake and CORS settings as
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

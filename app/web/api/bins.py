@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, url_for
+from flask import Response, current_app, jsonify, request, url_for
 
 from app import live
+from app.outbound import bounds, targets
 from app.store import bins
 from app.web import access, responses
 from app.web.api import bp
@@ -19,6 +20,7 @@ from app.web.links import bin_dict
 def create_bin() -> tuple[Response, int, dict[str, str]]:
     """Create a bin; the answer carries its read key, which this browser also keeps."""
     settings, checked = responses.take_changes(json_object(), None)
+    _check_targets(settings)
     created = bins.create(settings=settings, checked=checked)
     access.remember(created.bin.id, created.read_key)
     location = url_for("api.get_bin", bin_id=created.bin.id)
@@ -41,10 +43,11 @@ def get_bin(bin_id: str) -> Response:
 
 @bp.patch("/bins/<bin_id>")
 def update_bin(bin_id: str) -> Response:
-    """Rename, describe, or change a bin's limit, expiry, ingest protection or answers."""
+    """Rename, describe, or change a bin's limit, expiry, protection, forwarding or answers."""
     bin_ = readable_or_404(bin_id)
     changes, checked = responses.take_changes(json_object(), bin_.response_settings)
-    bins.update_bin(bin_, changes, checked)
+    _check_targets(changes)
+    bin_ = bins.update_bin(bin_, changes, checked)
     body = bin_dict(bin_)
     live.publish_bin(body)
     return jsonify(body)
@@ -69,3 +72,22 @@ def open_session(bin_id: str) -> tuple[str, int]:
         raise Refused(400, "key_required", "send the read key as Authorization: Bearer <key>")
     access.remember(bin_.id, token)
     return "", 204
+
+
+# 422 for a target the guard refuses, as for a replay to it; 400 for the rest.
+_TARGET_STATUS = {"target_forbidden": 422, "forward_loop": 422}
+
+
+def _check_targets(changes: dict) -> None:
+    """Refuse auto-forward targets the guard or the loop guard would refuse at send time."""
+    urls = changes.get("forward_to")
+    if not isinstance(urls, list):
+        return  # absent or null; any other shape is the bin rules' to refuse
+    config = current_app.config
+    own = bounds.own_urls(config, [request.host_url])
+    try:
+        targets.check([u for u in urls if isinstance(u, str)], bounds.allow_of(config), own)
+    except targets.Refusal as refusal:
+        raise Refused(
+            _TARGET_STATUS.get(refusal.code, 400), refusal.code, refusal.message
+        ) from None
