@@ -94,7 +94,7 @@ class CaptureGate:
         if not path.startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
-        bin_id = _bin_of(path)
+        bin_id = path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
         try:
             outcome = self.capture(environ, bin_id)
         except Refused as refusal:

@@ -172,21 +172,14 @@ def judge(
             allowed = numbered.settings.allows(item.authorization)
             decided = None
             if answerer is not None:
-                decided = _answered(answerer, numbered.settings, first + i, item.snap, allowed)
+                try:
+                    decided = answerer(numbered.settings, first + i, item.snap, allowed)
+                except Exception:  # a bug here must never cost the capture: answered after commit
+                    log.exception("answering a capture in its transaction failed")
             forward = targets if allowed else ()
             stored.append(Stored(item, first + i, not allowed, forward, decided))
         bins.append(BinBatch(bin_id, items, numbered))
     return bins, stored
-
-
-def _answered(
-    answerer: Answerer, bin_settings: BinSettings, seq: int, snap: Snapshot, allowed: bool
-) -> Decided | None:
-    try:
-        return answerer(bin_settings, seq, snap, allowed)
-    except Exception:  # a bug in answering must never cost the capture: decided after commit
-        log.exception("answering a capture in its transaction failed")
-        return None
 
 
 def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple]:

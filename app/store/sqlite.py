@@ -247,7 +247,8 @@ class SqliteWriter(Writer):
                 payloads.append((request_id, *payload))
         _insert_rows(cur, _INSERT_REQUEST, rows)
         _insert_rows(cur, _INSERT_PAYLOAD, payloads)
-        _insert_rows(cur, _INSERT_ANSWER, answered)
+        if answered:
+            _insert_rows(cur, _INSERT_ANSWER, answered)
         for request_id, url, http_version, headers_json, body in streamed:
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
