@@ -222,6 +222,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hookscope",
         "PERMANENT_SESSION_LIFETIME": 180 * DAY,
+        # Written only when it changes (app/web/security.py says why); it lasts 180 days from then.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # CSRF tokens live as long as the session: a page left open for hours keeps working.
         "WTF_CSRF_TIME_LIMIT": None,
         # Flask-WTF's HTTPS check wants a Referer, which every page here turns off (no-referrer).

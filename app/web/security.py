@@ -1,9 +1,10 @@
-"""Keep the browser side locked down: strict response headers, Secure cookies behind HTTPS."""
+"""Keep the browser side locked down: strict response headers, a cookie written only when it
+changed (Secure behind HTTPS)."""
 
 from __future__ import annotations
 
 from flask import Flask, Response, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 from app.web import csp_reports
 
@@ -32,11 +33,20 @@ REPORTING_ENDPOINTS = f'{csp_reports.GROUP}="{csp_reports.PATH}"'
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure whenever the request came in over HTTPS."""
+    """Write the session cookie only when it changed, Secure whenever the request came in over
+    HTTPS."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         # request.is_secure follows X-Forwarded-Proto only from trusted proxies (ProxyFix).
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        # The cookie holds the browser's read keys. A response carries the cookie as its request
+        # found it, and the browser takes whichever Set-Cookie arrives last: a favicon that left
+        # before a share link's key was remembered and came back after it put the old cookie
+        # back. So only a change writes it (SESSION_REFRESH_EACH_REQUEST is off: the cookie
+        # lasts PERMANENT_SESSION_LIFETIME from its last change), and a static file never does.
+        return super().should_set_cookie(app, session) and request.endpoint != "static"
 
 
 def init_app(app: Flask) -> None:
