@@ -57,6 +57,7 @@ class BinDict(TypedDict):
     expires_after: int | None
     ingest_auth: str | None
     fixed: bool
+    public: bool
 
 
 class SummaryDict(TypedDict):
@@ -130,6 +131,11 @@ class Bin(db.Model):
     # Raised by every change to what the capture path reads (app/domain/settings.py).
     settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
+    @property
+    def public(self) -> bool:
+        """Tell whether anyone may read this bin (and so nobody may change it)."""
+        return self.read_key_hash is None
+
     def to_dict(self) -> BinDict:
         return {
             "id": self.id,
@@ -143,6 +149,7 @@ class Bin(db.Model):
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
             "fixed": self.fixed,
+            "public": self.public,
         }
 
 

@@ -43,7 +43,7 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl);
+const detail = new DetailPane(byId("detail"), apiUrl, main.dataset.readOnly === "true");
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */

@@ -174,9 +174,11 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  constructor(root, apiUrl) {
+  /** `readOnly`: a public bin, whose requests nobody may pin or delete (no buttons for it). */
+  constructor(root, apiUrl, readOnly = false) {
     this.root = root;
     this.apiUrl = apiUrl;
+    this.readOnly = readOnly;
     this.placeholder = root.querySelector("#detail-placeholder");
     this.token = 0;
     this.seq = null;
@@ -244,7 +246,7 @@ export class DetailPane {
       h("span", { class: methodClass(detail.method) }, String(detail.method)),
       h("span", { class: "detail-target mono", title: target }, target),
       h("span", { class: "detail-seq mono" }, `#${detail.seq}`),
-      h("span", { class: "detail-actions" }, this.pinButton, remove),
+      this.readOnly ? null : h("span", { class: "detail-actions" }, this.pinButton, remove),
     );
     const headers = Array.isArray(detail.headers) ? detail.headers : [];
     const query = Array.isArray(detail.query) ? detail.query : [];
