@@ -1,5 +1,5 @@
 """Keep the browser side locked down: strict response headers, a cookie written only when it
-changed (Secure behind HTTPS)."""
+changed (Secure behind HTTPS), and nothing of a user's kept in a cache."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def init_app(app: Flask) -> None:
 
 
 def _harden(response: Response) -> Response:
-    """Send a strict CSP, nosniff and no-referrer on every response, unless a view set its own."""
+    """Send a strict CSP, nosniff and no-referrer on every response, unless a view set its own;
+    keep everything but static files out of caches."""
     if request.is_secure:
         response.headers.setdefault("Content-Security-Policy", SECURE_CSP)
         response.headers.setdefault("Reporting-Endpoints", REPORTING_ENDPOINTS)
@@ -64,4 +65,8 @@ def _harden(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.endpoint != "static":
+        # Pages and API answers carry read keys, share links and captured data: a shared
+        # cache or the browser's disk must not keep them. Static files are the same for all.
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
