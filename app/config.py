@@ -202,12 +202,19 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_ALLOW_NEVER_EXPIRE": _bool(env, "HOOKSCOPE_ALLOW_NEVER_EXPIRE", False),
         "HOOKSCOPE_PRUNE_INTERVAL_SECONDS": _int(env, "HOOKSCOPE_PRUNE_INTERVAL_SECONDS", 300, 0),
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
-        # Floods: captures per sender address and per bin, bin creation per address.
+        # Floods: captures per sender address (an IPv6 /64), per bin and in all, bin creation
+        # per address, 404s on bins per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
         "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "600/minute"
         ),
         "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
+        # All captures together, whoever sends: the ceiling a crowd of senders meets.
+        "HOOKSCOPE_RATE_LIMIT_GLOBAL": _rate(env, "HOOKSCOPE_RATE_LIMIT_GLOBAL", "6000/minute"),
+        # Pages and API calls on a bin answered 404 (no such bin, or a wrong key), per address.
+        "HOOKSCOPE_RATE_LIMIT_NOT_FOUND": _rate(
+            env, "HOOKSCOPE_RATE_LIMIT_NOT_FOUND", "120/minute"
+        ),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"

@@ -3,10 +3,11 @@
 Captures do not go through Flask. They need none of what Flask does for pages (routing, sessions,
 CSRF, templates, error pages), and at thousands of captures a second that work was most of the
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
-everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
-(429), read the body within its size and time limits (413, 408, 400 for a body cut short), store it
-through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
-something not stored), publish it to live watchers, answer, and log one structured line.
+everything else on. What it does, in order: count the sender's flood limits (429), find the
+bin's settings (404), count the bin's flood limit (429), read the body within its size and time
+limits (413, 408, 400 for a body cut short), store it through the group-commit writer (503 when
+storage fails, so a sender is never told "ok" for something not stored), publish it to live
+watchers, answer, and log one structured line.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class CaptureGate:
     def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]]:
         """Store what arrived and tell anyone watching; answer what the sender should hear."""
         received_at = clock.now()
+        # The sender's limits first: a flood of requests for bins that do not exist is counted
+        # (and refused) like any other, before it costs a lookup.
+        self.refuse_if_spent(self.limits.check_sender(environ))
         try:
             settings = self.settings.get(bin_id)
         except DBAPIError as err:
@@ -102,10 +106,7 @@ class CaptureGate:
             raise self.unavailable() from None
         if settings is None:
             raise Refused(404, "no such bin")
-        spent = self.limits.check(environ, bin_id)
-        if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+        self.refuse_if_spent(self.limits.check_bin(bin_id))
         body = read_body(environ, self.config, self._gevent)
         snap = snapshot.take(
             environ,
@@ -129,6 +130,13 @@ class CaptureGate:
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
         return 200, "ok", seq
+
+    @staticmethod
+    def refuse_if_spent(spent: tuple[str, int] | None) -> None:
+        """Answer 429 with Retry-After when a flood limit is spent."""
+        if spent is not None:
+            message, retry = spent
+            raise Refused(429, message, **{"Retry-After": str(retry)})
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and
