@@ -240,6 +240,24 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
     }
 
 
+def warnings(settings: Mapping[str, Any]) -> list[str]:
+    """Say what in these settings works, but not as the operator most likely meant it."""
+    found = []
+    if (
+        settings["HOOKSCOPE_PUBLIC_URL"].startswith("https://")
+        and not settings["HOOKSCOPE_PROXY_COUNT"]
+    ):
+        found.append(
+            f"HOOKSCOPE_PUBLIC_URL is {settings['HOOKSCOPE_PUBLIC_URL']} but"
+            " HOOKSCOPE_PROXY_COUNT=0 trusts no proxy, so whatever terminates TLS in front of"
+            " Hookscope (a proxy, a tunnel) is not believed when it says the request came over"
+            " HTTPS: the session cookie, which holds read keys, is sent without Secure. Set"
+            " HOOKSCOPE_PROXY_COUNT to the number of proxies in front (1 for one proxy or a"
+            " tunnel)."
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """What gunicorn needs before the app exists."""

@@ -12,6 +12,9 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
 import requests
+from harness import Gunicorn
+
+from app import config
 
 COOKIE = "hookscope"
 
@@ -115,3 +118,31 @@ def test_only_a_change_writes_the_cookie(server):
         again = requests.get(path, headers=jar.header(), timeout=10)
         assert again.status_code == 200
         assert "Set-Cookie" not in again.headers, path
+
+
+def test_an_https_public_url_that_trusts_no_proxy_warns_at_start(tmp_path):
+    found = config.warnings(
+        {"HOOKSCOPE_PUBLIC_URL": "https://h.example", "HOOKSCOPE_PROXY_COUNT": 0}
+    )
+    assert len(found) == 1 and "HOOKSCOPE_PROXY_COUNT" in found[0] and "Secure" in found[0]
+    assert not config.warnings(
+        {"HOOKSCOPE_PUBLIC_URL": "https://h.example", "HOOKSCOPE_PROXY_COUNT": 1}
+    )
+    assert not config.warnings({"HOOKSCOPE_PUBLIC_URL": "", "HOOKSCOPE_PROXY_COUNT": 0})
+
+    env = {"HOOKSCOPE_PUBLIC_URL": "https://hooks.example.com"}
+    with Gunicorn(tmp_path, env=env) as server:
+        # Over the TLS proxy it trusts no one to speak for, the cookie goes out without Secure.
+        created = requests.post(
+            server.url + "/api/v1/bins", headers={"X-Forwarded-Proto": "https"}, timeout=10
+        )
+        assert "Secure" not in created.headers["Set-Cookie"]
+    warned = [line for line in server.log_text().splitlines() if "HOOKSCOPE_PROXY_COUNT" in line]
+    assert len(warned) == 1 and "[WARNING]" in warned[0], warned
+
+    with Gunicorn(tmp_path, env={**env, "HOOKSCOPE_PROXY_COUNT": "1"}) as trusted:
+        created = requests.post(
+            trusted.url + "/api/v1/bins", headers={"X-Forwarded-Proto": "https"}, timeout=10
+        )
+        assert "Secure" in created.headers["Set-Cookie"]
+    assert "HOOKSCOPE_PROXY_COUNT=0" not in trusted.log_text()

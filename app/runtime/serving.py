@@ -41,10 +41,11 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
+    """Warn about doubtful settings; create or upgrade the schema and the operator's fixed bins,
+    once, before workers start."""
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app import config, create_app
     from app.runtime import internals
     from app.store import bins
 
@@ -54,6 +55,8 @@ def on_starting(server) -> None:
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
     # boot).
     app = create_app({"RATELIMIT_ENABLED": False})
+    for message in config.warnings(app.config):
+        server.log.warning(message)
     with app.app_context():
         upgrade()
         bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])
