@@ -21,7 +21,7 @@ import limits
 from flask import Flask
 
 from app.domain.senders import sender_key
-from app.web.limits import LIMITER
+from app.extensions import LIMITER
 
 
 @dataclass(frozen=True)

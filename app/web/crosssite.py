@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
-from app.runtime.logs import printable
+from app.logs import printable
 from app.web import access
 from app.web.errors import Refused
 

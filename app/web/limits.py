@@ -80,7 +80,7 @@ def _limit_not_found(app: Flask, limiter: Limiter) -> None:
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if "bin_id" in rule.arguments}
     for endpoint in sorted(endpoints):
         if hasattr(views[endpoint], "hookscope_setting"):
-            continue  # one declared limit per route (none of them has a bin id today)
+            continue  # a route with a limit of its own (replay) keeps just that one
         views[endpoint] = limiter.shared_limit(
             rate,
             scope="bin-not-found",

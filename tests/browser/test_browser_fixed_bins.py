@@ -32,7 +32,7 @@ def bin_of(server: Gunicorn, bin_id: str) -> dict:
 
 def test_a_public_bin_offers_no_changes_and_says_why(fixed_server, page, tmp_path):
     public = bin_of(fixed_server, "public-demo")
-    seq = send(public, "/push", data=b"{\"event\": \"deploy\"}")
+    seq = send(public, "/push", data=b'{"event": "deploy"}')
     page.goto(public["url"])  # no key needed: it is public
     expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
 
