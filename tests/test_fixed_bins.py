@@ -99,6 +99,8 @@ CHANGES = [
     ("DELETE", "/requests", None),
     ("DELETE", "/requests/1", None),
     ("PATCH", "/requests/1", {"pinned": True}),
+    # A replay is kept on its request, and sent by the server at the caller's word.
+    ("POST", "/requests/1/replay", {"url": "https://example.com/in"}),
     ("DELETE", "", None),
 ]
 
@@ -159,12 +161,14 @@ def test_a_fixed_bin_with_a_key_keeps_its_expiry_and_cannot_be_deleted(app, fixe
         (True, True, "clear", (), "read_only_bin"),
         (True, True, "delete_request", (), "read_only_bin"),
         (True, True, "pin", (), "read_only_bin"),
+        (True, True, "replay", (), "read_only_bin"),
         (True, True, "delete_bin", (), "read_only_bin"),
         (True, False, "update", ("expires_after",), "fixed_bin"),
         (True, False, "delete_bin", (), "fixed_bin"),
         (True, False, "update", ("name", "max_requests", "ingest_auth"), None),
         (True, False, "clear", (), None),
         (True, False, "pin", (), None),
+        (True, False, "replay", (), None),
         (True, False, "delete_request", (), None),
         (False, False, "update", ("expires_after",), None),
         (False, False, "delete_bin", (), None),

@@ -41,7 +41,7 @@ CAPTURE_COLUMNS = {
 # Where an operator declares fixed bins; refusals name them so the reader knows where to look.
 DECLARED_IN = "HOOKSCOPE_FIXED_BINS or HOOKSCOPE_BINS_FILE"
 # What a key holder can do to a bin (the API's changes), for ``refused_change``.
-CHANGES = ("update", "clear", "delete_request", "pin", "delete_bin")
+CHANGES = ("update", "clear", "delete_request", "pin", "replay", "delete_bin")
 
 
 class Invalid(ValueError):
@@ -184,7 +184,8 @@ def refused_change(
 
     A public bin (a fixed bin declared without a read key) is read-only: anyone can read it, so
     letting "key holders" change it would let anyone set its ingest auth, clear or delete it.
-    Pinning is a change too: it decides what retention keeps. A fixed bin, public or not, is
+    Pinning is a change too: it decides what retention keeps; so is a replay, kept on its
+    request as an attempt (and sent by this server at anyone's word). A fixed bin, public or not, is
     the operator's: it never expires and comes back at every start, so its expiry cannot be set
     and deleting it is refused rather than undone at the next start.
     """

@@ -176,7 +176,7 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  /** `readOnly`: a public bin, whose requests nobody may pin or delete (no buttons for it). */
+  /** `readOnly`: a public bin, whose requests nobody may replay, pin or delete (no buttons). */
   constructor(root, apiUrl, binId, readOnly = false) {
     this.root = root;
     this.apiUrl = apiUrl;
@@ -256,8 +256,8 @@ export class DetailPane {
       h(
         "span",
         { class: "detail-actions" },
-        button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
-        button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
+        this.readOnly ? null : button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
+        this.readOnly ? null : button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
         button("Copy as…", "copy-as-open", () => { replay.form.hidden = true; copyAs.open(); }),
         this.readOnly ? null : this.pinButton,
         this.readOnly ? null : remove,

@@ -39,11 +39,12 @@ def test_a_public_bin_offers_no_changes_and_says_why(fixed_server, page, tmp_pat
     note = page.locator("#bin-kind")
     expect(note).to_contain_text("public, so it is read-only")
     expect(note).to_contain_text("HOOKSCOPE_FIXED_BINS")
-    for name in ("Rename", "Clear", "Delete bin"):
+    for name in ("Rename", "Forward", "Replay all…", "Clear", "Delete bin"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     detail = open_request(page, seq)
-    expect(detail.get_by_role("button", name="Pin")).to_have_count(0)
-    expect(detail.get_by_role("button", name="Delete")).to_have_count(0)
+    for name in ("Replay to…", "Edit and replay", "Pin", "Delete"):
+        expect(detail.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    expect(detail.get_by_role("button", name="Copy as…")).to_be_visible()
     expect(detail.get_by_role("link", name="Download raw")).to_be_visible()
     page.screenshot(path=str(tmp_path / "public-bin.png"))
 
@@ -63,6 +64,7 @@ def test_a_fixed_bin_with_a_key_cannot_be_deleted_and_says_why(fixed_server, pag
     expect(page.get_by_role("button", name="Delete bin")).to_have_count(0)
     expect(page.get_by_role("button", name="Rename")).to_be_visible()
     expect(page.get_by_role("button", name="Clear")).to_be_visible()
+    expect(page.get_by_role("button", name="Replay all…")).to_be_visible()
     detail = open_request(page, seq)
     detail.get_by_role("button", name="Pin").click()
     expect(detail.get_by_role("button", name="Unpin")).to_be_visible()
