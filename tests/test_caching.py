@@ -36,3 +36,8 @@ def test_static_files_keep_caching(client):
         assert response.status_code == 200
         assert "no-store" not in response.headers.get("Cache-Control", "")
         assert response.headers.get("ETag")
+
+
+def test_health_checks_hold_nothing_of_anyones(client):
+    for path in ("/healthz", "/readyz"):
+        assert "no-store" not in client.get(path).headers.get("Cache-Control", ""), path
