@@ -85,12 +85,13 @@ def map_big_allocations() -> bool:
 
 
 def post_worker_init(worker) -> None:
-    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins;
-    give big bodies' memory back when they are stored."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins and
+    adding usage counts; give big bodies' memory back when they are stored."""
     import logging
     import sys
 
     from app import logs
+    from app.ingest import tally
     from app.runtime import forwarder, janitor
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
@@ -108,6 +109,7 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    tally.start(worker.wsgi)
     forwarder.start(worker.wsgi)
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
     # long as the worker. Frozen, the collector's full passes skip it: each one walked all of it,
@@ -119,9 +121,18 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
-    next worker resumes them at once rather than when their lease runs out."""
+    next worker resumes them at once rather than when their lease runs out; add the worker's last
+    usage counts (a graceful stop loses none)."""
+    from app.ingest import tally
     from app.runtime import forwarder
 
     running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
     if running is not None:
         running.stop(wait_seconds=graceful_timeout / 2)
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    try:
+        tally.flush(app)
+    except Exception:  # leaving anyway: never turn a clean exit into a crash
+        app.logger.exception("adding the last usage counts failed")
