@@ -293,7 +293,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_ALLOW_NEVER_EXPIRE": _bool(env, "HOOKSCOPE_ALLOW_NEVER_EXPIRE", False),
         "HOOKSCOPE_PRUNE_INTERVAL_SECONDS": _int(env, "HOOKSCOPE_PRUNE_INTERVAL_SECONDS", 300, 0),
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
-        # Floods: captures per sender address and per bin, bin creation per address.
+        # Floods: captures per sender address (an IPv6 /64), per bin and in all, bin creation
+        # per address, 404s on bins per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
         # Token buckets (app/ingest/buckets.py): a burst taken whole, then the rate. Sized so
         # that two providers' bursts of 2,000 at once pass even through a tunnel, where every
@@ -303,6 +304,16 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         ),
         "HOOKSCOPE_RATE_LIMIT_PER_BIN": _capture_rate(
             env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute burst 3000"
+        ),
+        # All captures together, whoever sends: the ceiling a crowd of senders (many addresses,
+        # many IPv6 /64s) meets. Above what the per-address and per-bin limits let through for
+        # two providers' bursts at once.
+        "HOOKSCOPE_RATE_LIMIT_GLOBAL": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_GLOBAL", "6000/minute burst 12000"
+        ),
+        # Pages and API calls on a bin answered 404 (no such bin, or a wrong key), per address.
+        "HOOKSCOPE_RATE_LIMIT_NOT_FOUND": _rate(
+            env, "HOOKSCOPE_RATE_LIMIT_NOT_FOUND", "120/minute"
         ),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
@@ -339,6 +350,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hookscope",
         "PERMANENT_SESSION_LIFETIME": 180 * DAY,
+        # Written only when it changes (app/web/security.py says why); it lasts 180 days from then.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # CSRF tokens live as long as the session: a page left open for hours keeps working.
         "WTF_CSRF_TIME_LIMIT": None,
         # Flask-WTF's HTTPS check wants a Referer, which every page here turns off (no-referrer).
@@ -346,6 +359,24 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # API bodies are small JSON; the capture route reads its body itself with its own limit.
         "MAX_CONTENT_LENGTH": 1 * MIB,
     }
+
+
+def warnings(settings: Mapping[str, Any]) -> list[str]:
+    """Say what in these settings works, but not as the operator most likely meant it."""
+    found = []
+    if (
+        settings["HOOKSCOPE_PUBLIC_URL"].startswith("https://")
+        and not settings["HOOKSCOPE_PROXY_COUNT"]
+    ):
+        found.append(
+            f"HOOKSCOPE_PUBLIC_URL is {settings['HOOKSCOPE_PUBLIC_URL']} but"
+            " HOOKSCOPE_PROXY_COUNT=0 trusts no proxy, so whatever terminates TLS in front of"
+            " Hookscope (a proxy, a tunnel) is not believed when it says the request came over"
+            " HTTPS: the session cookie, which holds read keys, is sent without Secure. Set"
+            " HOOKSCOPE_PROXY_COUNT to the number of proxies in front (1 for one proxy or a"
+            " tunnel)."
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ rate after it; with Redis every process takes from the same buckets."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -14,6 +15,8 @@ from flask_migrate import upgrade
 from harness import Gunicorn, csrf_token, database_url_for, drop_postgres_database
 
 from app import config, create_app
+from app.domain.senders import sender_key
+from app.ingest.tally import tally_of
 
 
 @pytest.fixture
@@ -224,3 +227,105 @@ def test_redis_makes_every_process_count_against_the_same_limits(two_processes):
     )
     assert usage["refused"]["by_reason"]["rate_limit_bin"]["last_hour"] == 30
     assert usage["captured"]["last_hour"] == 30
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", "-"),
+        (None, "-"),
+    ],
+)
+def test_senders_are_counted_by_address_and_ipv6_by_its_64(address, counted_as):
+    assert sender_key(address) == counted_as
+
+
+def test_one_ipv6_64_is_one_sender(limited):
+    bin_ = from_address(limited, "198.51.100.20").post("/api/v1/bins").json
+    spread = [from_address(limited, f"2001:db8:1:2::{n}") for n in range(1, 6)]
+    answers = [sender.post(f"/h/{bin_['id']}") for sender in spread]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert "an IPv6 /64" in answers[-1].text
+    # The next /64 over is someone else.
+    assert from_address(limited, "2001:db8:1:3::1").post(f"/h/{bin_['id']}").status_code == 200
+    # Bin creation counts the same way.
+    makers = [from_address(limited, f"2001:db8:9:9::{n}") for n in range(1, 4)]
+    assert [m.post("/api/v1/bins").status_code for m in makers] == [201, 201, 429]
+
+
+@pytest.fixture
+def ceiling(tmp_path):
+    """An app whose captures are limited only by a server-wide ceiling of 4 a minute."""
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'ceiling.db'}",
+            "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": "",
+            "HOOKSCOPE_RATE_LIMIT_PER_BIN": "",
+            "HOOKSCOPE_RATE_LIMIT_GLOBAL": "4/minute",
+        }
+    )
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def test_a_crowd_of_senders_meets_the_global_ceiling(ceiling):
+    bins_ = [from_address(ceiling, f"192.0.2.{n}").post("/api/v1/bins").json for n in (1, 2)]
+    answers = [
+        from_address(ceiling, f"203.0.113.{n}").post(f"/h/{bins_[n % 2]['id']}") for n in range(6)
+    ]
+    assert [a.status_code for a in answers] == [200] * 4 + [429] * 2
+    assert "HOOKSCOPE_RATE_LIMIT_GLOBAL" in answers[-1].text
+    assert "from all senders together" in answers[-1].text
+    assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+def test_probes_for_bins_that_do_not_exist_run_out_of_the_senders_budget(limited, caplog):
+    caplog.set_level(logging.INFO, logger="hookscope.capture")
+    prober = from_address(limited, "198.51.100.66")
+    guesses = [prober.post(f"/h/guess{n:021d}") for n in range(5)]
+    assert [g.status_code for g in guesses] == [404, 404, 404, 429, 429]
+    assert "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS" in guesses[-1].text
+    logged = [r.getMessage() for r in caplog.records if r.name == "hookscope.capture"]
+    assert [line.split("status=")[1].split()[0] for line in logged] == ["404"] * 3 + ["429"] * 2
+    # Counted by the process (no bin to count them for), each refusal by its reason.
+    counted = tally_of(limited).process
+    assert (counted["no_such_bin"], counted["rate_limit_unknown_bin"]) == (3, 2)
+    # An honest sender is not affected.
+    bin_ = from_address(limited, "198.51.100.67").post("/api/v1/bins").json
+    assert from_address(limited, "198.51.100.67").post(f"/h/{bin_['id']}").status_code == 200
+
+
+def test_api_and_page_404s_are_counted_per_sender(tmp_path):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'probes.db'}",
+            "HOOKSCOPE_RATE_LIMIT_NOT_FOUND": "3/minute",
+        }
+    )
+    with app.app_context():
+        upgrade()
+    owner = from_address(app, "198.51.100.70")
+    mine = owner.post("/api/v1/bins").json
+    auth = {"Authorization": f"Bearer {mine['read_key']}"}
+    # Using your own bin is never a probe.
+    for _ in range(6):
+        assert owner.get(f"/api/v1/bins/{mine['id']}/requests", headers=auth).status_code == 200
+
+    prober = from_address(app, "198.51.100.71")
+    wrong = {"Authorization": "Bearer " + "w" * 32}
+    answers = [
+        prober.get(f"/api/v1/bins/{mine['id']}", headers=wrong),
+        prober.get("/api/v1/bins/nosuchbin00000000000000000"),
+        prober.get(f"/bins/{mine['id']}"),  # the locked page
+        prober.get(f"/api/v1/bins/{mine['id']}/requests", headers=wrong),
+    ]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert answers[-1].json["error"] == "too_many_requests"
+    assert "HOOKSCOPE_RATE_LIMIT_NOT_FOUND" in answers[-1].json["message"]
+    assert owner.get(f"/api/v1/bins/{mine['id']}", headers=auth).status_code == 200

@@ -62,6 +62,7 @@ class BinDict(TypedDict):
     expires_after: int | None
     ingest_auth: str | None
     fixed: bool
+    public: bool
     forward_to: list[str]
 
 
@@ -143,6 +144,11 @@ class Bin(db.Model):
     # What captures are answered (app/ingest/respond/), as canonical JSON text; NULL: "200 ok".
     response_settings: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def public(self) -> bool:
+        """Tell whether anyone may read this bin (and so nobody may change it)."""
+        return self.read_key_hash is None
+
     def to_dict(self) -> BinDict:
         return {
             "id": self.id,
@@ -156,6 +162,7 @@ class Bin(db.Model):
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
             "fixed": self.fixed,
+            "public": self.public,
             "forward_to": json.loads(self.forward_to) if self.forward_to else [],
         }
 

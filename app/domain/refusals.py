@@ -35,6 +35,12 @@ REASONS: dict[str, Reason] = {
         "refused by the per-bin limit",
         "raise HOOKSCOPE_RATE_LIMIT_PER_BIN",
     ),
+    "rate_limit_global": Reason(
+        429,
+        "HOOKSCOPE_RATE_LIMIT_GLOBAL",
+        "refused by the server-wide limit",
+        "raise HOOKSCOPE_RATE_LIMIT_GLOBAL: all senders together sent more than it allows",
+    ),
     "body_too_large": Reason(
         413,
         "HOOKSCOPE_MAX_BODY_BYTES",
@@ -80,4 +86,10 @@ REASONS: dict[str, Reason] = {
 }
 
 # Refused before a bin is known: counted in each process, logged, not kept per bin.
-PROCESS_ONLY = ("no_such_bin", "bad_request_head", "head_too_large", "unreadable_request")
+PROCESS_ONLY = (
+    "no_such_bin",
+    "rate_limit_unknown_bin",  # a flood limit spent by requests for bins that do not exist
+    "bad_request_head",
+    "head_too_large",
+    "unreadable_request",
+)

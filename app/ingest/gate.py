@@ -3,8 +3,9 @@
 Captures do not go through Flask. They need none of what Flask does for pages (routing, sessions,
 CSRF, templates, error pages), and at thousands of captures a second that work was most of the
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
-everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
-(429), read the body within its size and time limits (413, 408, 400 for a body cut short), store it
+everything else on. What it does, in order: find the bin's settings, apply the flood limits (429;
+a request for a bin that does not exist counts against its sender and the server before its 404),
+read the body within its size and time limits (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
 something not stored), choose the answer from the settings that transaction saw
 (app/ingest/answering.py), publish it to live watchers, answer (after the answer's delay, in
@@ -122,13 +123,14 @@ class CaptureGate:
         except DBAPIError as err:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
-        if settings is None:
-            raise Refused(404, "no such bin", reason="no_such_bin")
-        spent = self.limits.check(environ, bin_id)
+        # A flood of made-up ids spends its sender's budget too, and then gets 429.
+        spent = self.limits.check(environ, None if settings is None else bin_id)
         if spent is not None:
             raise Refused(
                 429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
             )
+        if settings is None:
+            raise Refused(404, "no such bin", reason="no_such_bin")
         body = read_body(environ, self.config, self._gevent)
         snap = snapshot.take(
             environ,

@@ -43,21 +43,24 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
+    """Warn about doubtful settings; create or upgrade the schema and the operator's fixed bins,
+    once, before workers start."""
     from flask_migrate import upgrade
 
-    from app import create_app, internals
-    from app.ingest import server
+    from app import config, create_app, internals
+    from app.ingest import server as ingest_server  # not to hide ``server``, gunicorn's arbiter
     from app.live import fanout
     from app.store import bins, engine
 
     # Before anything runs on a library that lacks what it relies on.
-    internals.enforce(server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
+    internals.enforce(ingest_server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
     # boot).
     app = create_app({"RATELIMIT_ENABLED": False})
+    for message in config.warnings(app.config):
+        server.log.warning(message)
     with app.app_context():
         upgrade()
         bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])

@@ -44,7 +44,7 @@ export class AnswersEditor {
     this.body = byId("answers-body");
     this.problem = byId("answers-problem");
     this.settings = JSON.parse(main.dataset.answers || "{}");
-    byId("answers-edit").addEventListener("click", () => this.open());
+    byId("answers-edit")?.addEventListener("click", () => this.open()); // none on a public bin
     byId("answers-cancel").addEventListener("click", () => this.dialog.close());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();

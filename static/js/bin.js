@@ -54,7 +54,7 @@ const deliveries = new DeliveryFilter(
   list,
   search,
 );
-const detail = new DetailPane(byId("detail"), apiUrl, binId, (id) => deliveries.apply(id));
+const detail = new DetailPane(byId("detail"), apiUrl, binId, main.dataset.readOnly === "true", (id) => deliveries.apply(id));
 const answers = new AnswersEditor(main, apiUrl);
 initBulk(apiUrl, binId, list);
 initForward(apiUrl);

@@ -164,11 +164,15 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  /** `onDelivery(id)`: list every try of one delivery (the Answer section's button). */
-  constructor(root, apiUrl, binId, onDelivery = () => {}) {
+  /**
+   * `readOnly`: a public bin, whose requests nobody may replay, pin or delete (no buttons);
+   * `onDelivery(id)`: list every try of one delivery (the Answer section's button).
+   */
+  constructor(root, apiUrl, binId, readOnly = false, onDelivery = () => {}) {
     this.root = root;
     this.apiUrl = apiUrl;
     this.binId = binId;
+    this.readOnly = readOnly;
     this.onDelivery = onDelivery;
     this.placeholder = root.querySelector("#detail-placeholder");
     this.token = 0;
@@ -244,11 +248,11 @@ export class DetailPane {
       h(
         "span",
         { class: "detail-actions" },
-        button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
-        button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
+        this.readOnly ? null : button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
+        this.readOnly ? null : button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
         button("Copy as…", "copy-as-open", () => { replay.form.hidden = true; copyAs.open(); }),
-        this.pinButton,
-        remove,
+        this.readOnly ? null : this.pinButton,
+        this.readOnly ? null : remove,
       ),
     );
     const headers = Array.isArray(detail.headers) ? detail.headers : [];

@@ -9,7 +9,7 @@ from app.outbound import bounds, targets
 from app.store import bins
 from app.web import access, responses
 from app.web.api import bp
-from app.web.api.params import json_object, readable_or_404
+from app.web.api.params import changeable, changeable_or_refused, json_object, readable_or_404
 from app.web.errors import Refused
 from app.web.limits import limited
 from app.web.links import bin_dict
@@ -45,7 +45,9 @@ def get_bin(bin_id: str) -> Response:
 def update_bin(bin_id: str) -> Response:
     """Rename, describe, or change a bin's limit, expiry, protection, forwarding or answers."""
     bin_ = readable_or_404(bin_id)
-    changes, checked = responses.take_changes(json_object(), bin_.response_settings)
+    changes = json_object()
+    changeable(bin_, "update", changes)
+    changes, checked = responses.take_changes(changes, bin_.response_settings)
     _check_targets(changes)
     bin_ = bins.update_bin(bin_, changes, checked)
     body = bin_dict(bin_)
@@ -56,7 +58,7 @@ def update_bin(bin_id: str) -> Response:
 @bp.delete("/bins/<bin_id>")
 def delete_bin(bin_id: str) -> tuple[str, int]:
     """Delete a bin and everything it holds."""
-    bin_ = readable_or_404(bin_id)
+    bin_ = changeable_or_refused(bin_id, "delete_bin")
     bins.delete_bin(bin_.id)
     access.forget(bin_.id)
     live.publish_bin_deleted(bin_.id)
