@@ -156,6 +156,33 @@ def _public_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:\d{1,5})?")
+
+
+def _capture_host(env: Mapping[str, str], public_url: str) -> str:
+    """Read HOOKSCOPE_CAPTURE_HOST: a host name, with a port when it is not the default."""
+    raw = env.get("HOOKSCOPE_CAPTURE_HOST", "").strip().lower().rstrip(".")
+    if not raw:
+        return ""
+    if not _HOST.fullmatch(raw):
+        raise ConfigError(
+            f"HOOKSCOPE_CAPTURE_HOST={raw!r} must be a host name such as hooks.example.com"
+            " (with :port when it is not the scheme's default), without a scheme or path"
+        )
+    public_host = public_url.partition("://")[2].partition("/")[0].lower()
+    if public_host and (public_host == raw or public_host.partition(":")[0] == raw):
+        raise ConfigError(
+            f"HOOKSCOPE_CAPTURE_HOST={raw!r} is HOOKSCOPE_PUBLIC_URL's host: the capture host"
+            " must be another name, or pages and the API would have nowhere to be served"
+        )
+    return raw
+
+
+def _seed(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    return None if not raw else _int(env, name, 0)
+
+
 def _allow_list(env: Mapping[str, str]) -> guard.AllowList:
     raw = env.get(guard.ALLOW_SETTING, "")
     try:
@@ -245,6 +272,10 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_HEAD_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_HEAD_TIMEOUT_SECONDS", 15, 1),
         "HOOKSCOPE_PROXY_COUNT": _int(env, "HOOKSCOPE_PROXY_COUNT", 0),
         "HOOKSCOPE_PUBLIC_URL": _public_url(env),
+        # Captures only on this host, pages and the API only elsewhere (see the README).
+        "HOOKSCOPE_CAPTURE_HOST": _capture_host(env, _public_url(env)),
+        # Seeds the random draws of "fail N% of requests", for rehearsals that repeat exactly.
+        "HOOKSCOPE_FAILURE_SEED": _seed(env, "HOOKSCOPE_FAILURE_SEED"),
         "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS": _int(
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),

@@ -77,6 +77,7 @@ def test_summaries_never_carry_headers_or_bodies(client, new_bin):
         "status",
         "rejected",
         "pinned",
+        "delivery_id",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", summary["received_at"])
 

@@ -42,6 +42,7 @@ BODIES = [
     b"\x00\xff\xfe not text \x00",
     "latin-1, not UTF-8: caf\u00e9".encode("latin-1") + bytes(range(256)) * 300,
     b"",
+    b"failed on purpose",
 ]
 AT = datetime(2026, 11, 23, 9, 30, 15, 123456)
 
@@ -106,6 +107,28 @@ ROWS_AT = {
         ],
         "requests": [request_row(4, "bin-three", 1, status=401, rejected=True, pinned=True)],
         "payloads": [payload_row(4)],
+    },
+    "0008": {
+        "bins": [
+            {
+                "id": "bin-four",
+                "name": "answers",
+                "created_at": AT,
+                "last_seq": 1,
+                "request_count": 1,
+                "max_requests": 5,
+                "settings_version": 3,
+                "response_settings": '{"response":{"status":201},"version":1}',
+            }
+        ],
+        "requests": [
+            request_row(5, "bin-four", 1, status=503, delivery_id="d-1 \u00e9"),
+        ],
+        "payloads": [payload_row(5)],
+        "answers": [
+            {"request_id": 5, "record": '{"status":503,"body":"caf\u00e9"}', "sent_at": AT},
+            {"request_id": 4, "record": '{"status":401}', "sent_at": None},
+        ],
     },
 }
 

@@ -92,6 +92,7 @@ def test_a_binary_body_is_given_and_shown_as_base64():
         (response(body=5), "bad_body", "response.body"),
         (response(body="\ud800"), "bad_body", "response.body"),
         (response(body_base64="not base64!"), "bad_body", "response.body_base64"),
+        (response(body_base64="\u023a"), "bad_body", "response.body_base64"),  # not ASCII
         (response(body="x" * (64 * 1024 + 1)), "body_too_large", "response.body"),
         (response(body="é" * (32 * 1024 + 1)), "body_too_large", "response.body"),
         (

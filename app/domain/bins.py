@@ -29,12 +29,15 @@ CHANGEABLE = (
     "ingest_auth",
     "forward_to",
 )
+# response_settings is checked by app/ingest/respond (through app/web/responses.py), which this
+# module cannot import; it reaches the store already checked.
 CAPTURE_COLUMNS = {
     "max_requests",
     "expires_after",
     "ingest_auth",
     "ingest_secret_hash",
     "forward_to",
+    "response_settings",
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -78,6 +79,7 @@ class SummaryDict(TypedDict):
     status: int
     rejected: bool
     pinned: bool
+    delivery_id: str | None
 
 
 def summary(  # noqa: PLR0913 - one argument per field
@@ -93,6 +95,7 @@ def summary(  # noqa: PLR0913 - one argument per field
     status: int,
     rejected: bool,
     pinned: bool,
+    delivery_id: str | None = None,
 ) -> SummaryDict:
     """A request's summary: the one shape of the list API, the live event and the page."""
     return {
@@ -108,6 +111,7 @@ def summary(  # noqa: PLR0913 - one argument per field
         "status": status,
         "rejected": rejected,
         "pinned": pinned,
+        "delivery_id": delivery_id,
     }
 
 
@@ -137,6 +141,8 @@ class Bin(db.Model):
     settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Auto-forward targets, a JSON list of URLs (NULL: none); see app/domain/forwarding.py.
     forward_to: Mapped[str | None] = mapped_column(Text)
+    # What captures are answered (app/ingest/respond/), as canonical JSON text; NULL: "200 ok".
+    response_settings: Mapped[str | None] = mapped_column(Text)
 
     @property
     def public(self) -> bool:
@@ -165,7 +171,18 @@ class CapturedRequest(db.Model):
     """What the list shows. Headers and body live in ``Payload`` and load only on demand."""
 
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_bin_seq", "bin_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("ix_requests_bin_seq", "bin_id", "seq", unique=True),
+        # Partial: only captures a failure rehearsal counted under a delivery id are in it.
+        Index(
+            "ix_requests_bin_delivery",
+            "bin_id",
+            "delivery_id",
+            "seq",
+            sqlite_where=text("delivery_id IS NOT NULL"),
+            postgresql_where=text("delivery_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bin_id: Mapped[str] = mapped_column(ForeignKey("bins.id", ondelete="CASCADE"))
@@ -182,6 +199,9 @@ class CapturedRequest(db.Model):
     rejected: Mapped[bool] = mapped_column(default=False)
     # Pinned requests survive retention.
     pinned: Mapped[bool] = mapped_column(default=False)
+    # The delivery a failure rehearsal counted it under (its per_header value), so that a
+    # provider's retries of one delivery can be listed together.
+    delivery_id: Mapped[str | None] = mapped_column(Text)
 
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 
@@ -199,6 +219,7 @@ class CapturedRequest(db.Model):
             self.status,
             self.rejected,
             self.pinned,
+            self.delivery_id,
         )
 
 
@@ -328,3 +349,21 @@ class BinUsage(db.Model):
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AnswerRow(db.Model):
+    """What a capture was answered, when it was anything but the default ``200 ok``.
+
+    Written in the capture's own transaction, or just after it (app/store/answers.py);
+    ``record`` is the JSON of app/ingest/respond's ``Answer.to_record()`` (the gate's
+    Content-Length and X-Hookscope-Seq are added back when shown), ``sent_at`` when the answer
+    went out (NULL while a delayed answer waits).
+    """
+
+    __tablename__ = "answers"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    record: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

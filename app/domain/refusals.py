@@ -77,6 +77,12 @@ REASONS: dict[str, Reason] = {
         "refused because storage was unavailable",
         "senders were told to retry (Retry-After); see the server's log",
     ),
+    "wrong_host": Reason(
+        404,
+        "HOOKSCOPE_CAPTURE_HOST",
+        "refused because they were sent to the pages' host, not the capture host",
+        "point the sender at the capture URL shown on this page (HOOKSCOPE_CAPTURE_HOST)",
+    ),
 }
 
 # Refused before a bin is known: counted in each process, logged, not kept per bin.

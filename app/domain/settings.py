@@ -48,6 +48,9 @@ class BinSettings:
     ingest_secret_hash: str | None
     # Auto-forward targets as stored (a JSON list); ``targets`` reads them.
     forward_to: str | None = None
+    # What captures are answered, as stored (canonical JSON text; None: the plain "200 ok").
+    # The gate compiles it once per version (app/ingest/respond/responder.py's responder_for).
+    response_settings: str | None = None
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -7,7 +7,12 @@ everything else on. What it does, in order: find the bin's settings, apply the f
 a request for a bin that does not exist counts against its sender and the server before its 404),
 read the body within its size and time limits (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
-something not stored), publish it to live watchers, answer, and log one structured line.
+something not stored), choose the answer from the settings that transaction saw
+(app/ingest/answering.py), publish it to live watchers, answer (after the answer's delay, in
+this greenlet alone), note what was answered when it was not the default, and log one line.
+
+With HOOKSCOPE_CAPTURE_HOST set, captures are taken only on that host and everything else only
+on the others (app/ingest/hosts.py).
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from app.domain import clock, keys, paths
 from app.domain.capture import Snapshot
 from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
-from app.ingest import snapshot
+from app.ingest import respond, snapshot
+from app.ingest.answering import Answering, Custom
 from app.ingest.body import Environ, Refused, read_body
+from app.ingest.environ import HANG_UP
+from app.ingest.hosts import HostSplit
 from app.ingest.limits import CaptureLimits
 from app.ingest.tally import tally_of
 from app.logs import printable
 from app.outbound.bounds import forwarder_of
 from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
-from app.store.recorder import recorder_of
+from app.store.recorder import ANSWERER, recorder_of
 from app.store.settings import cache_of
 
 EXTENSION = "hookscope.capture"
@@ -52,6 +60,7 @@ _REASONS = {
     413: "Content Too Large",
     429: "Too Many Requests",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 StartResponse = Callable[..., Any]
@@ -67,45 +76,47 @@ class CaptureGate:
         self.limits = CaptureLimits(app)
         self.tally = tally_of(app)
         self.settings = cache_of(app)
+        self.answering = Answering(app)
+        # The writer answers each capture in its transaction (app/store/batch.py's judge).
+        app.extensions[ANSWERER] = self.answering.decide
+        capture_host = app.config["HOOKSCOPE_CAPTURE_HOST"]
+        public_url = app.config["HOOKSCOPE_PUBLIC_URL"]
+        self.hosts = HostSplit(capture_host, public_url) if capture_host else None
         self._gevent = under_gevent()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(paths.CAPTURE_PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if self.hosts is not None:
+            misdirected = self.hosts.refusal(environ, path)
+            if misdirected is not None:
+                if path.startswith(paths.CAPTURE_PREFIX):  # a capture sent to the pages' host
+                    self.count_refusal(_bin_of(path), "wrong_host")
+                return _plain(environ, start_response, 404, misdirected, {})
+        if not path.startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
-        bin_id = environ["PATH_INFO"][len(paths.CAPTURE_PREFIX) :].partition("/")[0]
+        bin_id = path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
         try:
-            status, text, headers = self.capture(environ, bin_id)
+            outcome = self.capture(environ, bin_id)
         except Refused as refusal:
-            status, text, headers = refusal.status, refusal.text, refusal.headers
-            # Never silent: the bin's page and API show what was refused and why. (A 503 can
-            # come before the bin is known: an id no bin could have is not kept per bin.)
-            if refusal.reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
-                self.tally.count_process(refusal.reason)
-            else:
-                self.tally.count(bin_id, refusal.reason)
-        body = (text + "\n").encode()
-        logs.info(
-            log,
-            "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f",
-            printable(bin_id),
-            printable(environ.get("REQUEST_METHOD", "")),
-            printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
-            environ.get("CONTENT_LENGTH") or "-",
-            status,
-            (time.perf_counter() - started) * 1000,
-        )
-        response_headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *_SECURITY_HEADERS,
-            *headers.items(),
-        ]
-        start_response(f"{status} {_REASONS.get(status, '')}".rstrip(), response_headers)
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+            outcome = refusal.status, refusal.text, refusal.headers
+            self.count_refusal(bin_id, refusal.reason)
+        if isinstance(outcome, Custom):
+            return self.answer(environ, start_response, outcome, started)
+        status, text, headers = outcome
+        _log(environ, bin_id, str(status), started)
+        return _plain(environ, start_response, status, text, headers)
 
-    def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]]:
-        """Store what arrived and tell anyone watching; answer what the sender should hear."""
+    def count_refusal(self, bin_id: str, reason: str) -> None:
+        """Never silent: the bin's page and API show what was refused and why. (A 503 can come
+        before the bin is known: an id no bin could have is not kept per bin.)"""
+        if reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
+            self.tally.count_process(reason)
+        else:
+            self.tally.count(bin_id, reason)
+
+    def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]] | Custom:
+        """Store what arrived and tell anyone watching; say what the sender should hear."""
         received_at = clock.now()
         try:
             settings = self.settings.get(bin_id)
@@ -137,16 +148,65 @@ class CaptureGate:
             raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
         self.tally.count(bin_id, CAPTURED, len(body))
+        if not recorded.allowed:
+            self.tally.count(bin_id, "unauthorized")
+        decided = recorded.decided
+        if decided is not None:
+            answer = decided.answer  # chosen, and stored, in the capture's own transaction
+        else:
+            answer = self.answering.answer(recorded, snap)  # it keeps a count: chosen now
+        if answer is respond.DEFAULT:
+            self.publish(recorded, snap)
+            return 200, "ok", {"X-Hookscope-Seq": str(recorded.summary["seq"])}
+        summary = recorded.summary
+        if decided is None:
+            summary["status"] = 0 if answer.hang_up else answer.status
+            summary["delivery_id"] = answer.delivery_id
+        self.publish(recorded, snap)
+        return self.answering.custom(answer, bin_id, summary["seq"], decided is not None)
+
+    def publish(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Tell watchers about the stored capture, and forward it where the bin says."""
         live.publish_capture(recorded)
         if recorded.forwards:
             self.forward(recorded, snap)
-        seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
-        if not recorded.allowed:
-            self.tally.count(bin_id, "unauthorized")
-            kind = recorded.settings.ingest_auth
-            challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
-            return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
-        return 200, "ok", seq
+
+    def answer(
+        self, environ: Environ, start_response: StartResponse, custom: Custom, started: float
+    ) -> Iterable[bytes]:
+        """Send a custom answer after its delay (only this greenlet waits), and note it."""
+        answer = custom.answer
+        recorder = recorder_of(self.app)
+        if answer.delay_ms:
+            # Noted now (unless stored already), so the capture shows its answer while it
+            # waits; when it went out, after.
+            if not custom.stored:
+                recorder.note(custom.note(None))
+            self._sleep(answer.delay_ms / 1000)
+            recorder.note(custom.sent(clock.now()))
+        elif not custom.stored:
+            recorder.note(custom.note(clock.now()))
+        if not answer.hang_up:
+            start_response(answer.status_line, custom.headers())
+            _log(environ, custom.bin_id, str(answer.status), started)
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
+        hang_up = environ.get(HANG_UP)
+        if hang_up is not None:
+            hang_up()
+            _log(environ, custom.bin_id, "closed", started)
+            return []
+        # A server without the hang-up hook (tests, another WSGI server): say it instead.
+        _log(environ, custom.bin_id, "504", started)
+        text = "failing on purpose: this bin's response times out and closes the connection"
+        return _plain(environ, start_response, 504, text, {})
+
+    def _sleep(self, seconds: float) -> None:
+        if self._gevent:
+            import gevent
+
+            gevent.sleep(seconds)  # this greenlet alone: the recorder and other captures go on
+        else:
+            time.sleep(seconds)
 
     def forward(self, recorded: Recorded, snap: Snapshot) -> None:
         """Hand the stored tries to this process's forwarder; without one (not a server's
@@ -168,6 +228,38 @@ class CaptureGate:
             reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
+
+
+def _plain(
+    environ: Environ, start_response: StartResponse, status: int, text: str, headers: dict[str, str]
+) -> Iterable[bytes]:
+    """Answer in the gate's own plain text (the default "ok", refusals)."""
+    body = (text + "\n").encode()
+    response_headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *_SECURITY_HEADERS,
+        *headers.items(),
+    ]
+    start_response(f"{status} {_REASONS.get(status, '')}".rstrip(), response_headers)
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def _bin_of(path: str) -> str:
+    return path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
+
+
+def _log(environ: Environ, bin_id: str, status: str, started: float) -> None:
+    logs.info(
+        log,
+        "capture bin=%s method=%s path=%s size=%s status=%s ms=%.1f",
+        printable(bin_id),
+        printable(environ.get("REQUEST_METHOD", "")),
+        printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
+        environ.get("CONTENT_LENGTH") or "-",
+        status,
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,8 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 * a longer request line than pywsgi's 8 KiB, so senders with long query strings are captured;
 * a body stream the app can ``abandon()``: the connection is closed after the response instead of
   reading (draining) whatever the sender still has, for bodies refused as too large or too slow;
+* a way to close the connection without answering at all (``HANG_UP``), for a bin rehearsing a
+  timeout;
 * the socket where simple-websocket looks for it, for Socket.IO's WebSocket transport;
 * no access-log line for captures, which log one structured line of their own, and on the
   other lines everything the sender wrote escaped as the capture line escapes it;
@@ -35,7 +37,7 @@ from gevent import pywsgi
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
 from app.domain.paths import CAPTURE_PREFIX
-from app.ingest.environ import ABANDON, BODY_TIMER, RAW_HEADERS
+from app.ingest.environ import ABANDON, BODY_TIMER, HANG_UP, RAW_HEADERS
 from app.ingest.head import (
     MAX_HEADER_FIELDS,
     MAX_HEADER_LINE,
@@ -237,6 +239,7 @@ class Handler(PyWSGIHandler):
         if env["wsgi.input"] is self.wsgi_input:  # a Body (pywsgi.Input, below)
             env[ABANDON] = self._abandon
             env[BODY_TIMER] = self.body_timer
+        env[HANG_UP] = self._hang_up
         return env
 
     def _headers(self) -> Iterator[tuple[str, str]]:
@@ -262,6 +265,15 @@ class Handler(PyWSGIHandler):
     def _abandon(self) -> None:
         """Answer, then close the connection without reading the rest of the body."""
         self.wsgi_input.abandoned = True
+        self.close_connection = True
+
+    def _hang_up(self) -> None:
+        """Send nothing for this request and close the connection.
+
+        The app then returns an empty body without calling start_response: pywsgi writes a
+        response only once a status is set, so nothing goes out, and the handler closes the
+        socket instead of reading the next request.
+        """
         self.close_connection = True
 
     def run_application(self) -> None:

@@ -138,7 +138,7 @@ def publish_pinned(summary: SummaryDict) -> None:
     _publish("pinned", summary, summary["bin"])
 
 
-def publish_bin(bin_: BinDict) -> None:
+def publish_bin(bin_: BinDict | dict[str, Any]) -> None:
     _publish("bin_updated", bin_, bin_["id"])
 
 

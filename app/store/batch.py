@@ -1,15 +1,17 @@
 """A batch of captures on its way into the database, as typed rows; shared by both writers.
 
 A batch is numbered per bin from the bin's row as the transaction took it (``Numbered``), each
-capture is judged against that row's settings, and each gets its summary and the columns of its
-request and payload rows. Rows read from the database are turned into these types here and in
-the writers, nowhere else.
+capture is judged against that row's settings and, by the answerer the capture gate gives the
+writer, answered (``Decided``: chosen from those very settings, with the capture's seq), and
+each gets its summary and the columns of its request, payload and answer rows. Rows read from
+the database are turned into these types here and in the writers, nowhere else.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,13 +21,37 @@ from app.domain.capture import Snapshot
 from app.domain.models import SummaryDict, summary
 from app.domain.settings import BinSettings
 
+log = logging.getLogger("hookscope.recording")
+
 # What a batch's numbering statement returns for each bin (after the bin's id, on PostgreSQL).
 NUMBERED_COLUMNS = ("last_seq", "request_count", "expires_at", *settings.COLUMNS)
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What a capture is answered, decided in its own transaction.
+
+    ``record`` is the JSON text stored in ``answers`` (None: the default answer, not stored);
+    ``sent_at`` is when it goes out (None: after a delay, noted once it went out); ``answer``
+    is the answer itself, for the gate to send (app/ingest/respond's Answer).
+    """
+
+    status: int
+    delivery_id: str | None
+    record: str | None
+    sent_at: datetime | None
+    answer: Any
+
+
+# The gate's answerer: (settings, seq, snapshot, allowed) -> Decided, or None when the answer
+# can only be made after the commit (a count to keep: app/ingest/answering.py).
+Answerer = Callable[[BinSettings, int, Snapshot, bool], "Decided | None"]
+
+
 @dataclass(frozen=True)
 class Recorded:
-    """A stored capture: its summary, and the bin's settings as its transaction saw them."""
+    """A stored capture: its summary, the bin's settings as its transaction saw them, and its
+    answer when the transaction decided it."""
 
     summary: SummaryDict
     settings: BinSettings
@@ -33,6 +59,7 @@ class Recorded:
     dropped: list[int] = field(default_factory=list)
     # Auto-forward tries stored with it, each (attempt id, target), leased to this process.
     forwards: list[tuple[int, str]] = field(default_factory=list)
+    decided: Decided | None = None
 
     @property
     def allowed(self) -> bool:
@@ -101,6 +128,7 @@ class Stored:
     seq: int
     rejected: bool
     targets: tuple[str, ...] = ()  # where auto-forward sends it (accepted captures only)
+    decided: Decided | None = None
 
 
 _QUOTED = json.encoder.encode_basestring_ascii  # json.dumps's own quoting (C), ensure_ascii
@@ -126,11 +154,13 @@ def by_bin(batch: list[Pending]) -> dict[str, list[Pending]]:
 
 
 def judge(
-    grouped: dict[str, list[Pending]], taken: dict[str, Numbered]
+    grouped: dict[str, list[Pending]],
+    taken: dict[str, Numbered],
+    answerer: Answerer | None = None,
 ) -> tuple[list[BinBatch], list[Stored]]:
-    """Number each bin's captures from its row as the transaction took it, and judge each one
-    against that row's ingest protection. A bin missing from ``taken`` is gone: its captures
-    answer 404 (their result stays None)."""
+    """Number each bin's captures from its row as the transaction took it, judge each one
+    against that row's ingest protection, and answer it from that row's settings. A bin missing
+    from ``taken`` is gone: its captures answer 404 (their result stays None)."""
     bins, stored = [], []
     for bin_id, items in grouped.items():
         numbered = taken.get(bin_id)
@@ -140,7 +170,14 @@ def judge(
         targets = numbered.settings.targets
         for i, item in enumerate(items):
             allowed = numbered.settings.allows(item.authorization)
-            stored.append(Stored(item, first + i, not allowed, targets if allowed else ()))
+            decided = None
+            if answerer is not None:
+                try:
+                    decided = answerer(numbered.settings, first + i, item.snap, allowed)
+                except Exception:  # a bug here must never cost the capture: answered after commit
+                    log.exception("answering a capture in its transaction failed")
+            forward = targets if allowed else ()
+            stored.append(Stored(item, first + i, not allowed, forward, decided))
         bins.append(BinBatch(bin_id, items, numbered))
     return bins, stored
 
@@ -152,7 +189,11 @@ def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple
     # Formatted once for the summary and the row (models.isoformat, without its "Z").
     naive = naive_utc(snap.received_at)
     received_at = naive.isoformat(timespec="microseconds")
-    status = 401 if stored.rejected else 200
+    decided = stored.decided
+    if decided is None:
+        status, delivery_id = (401 if stored.rejected else 200), None
+    else:
+        status, delivery_id = decided.status, decided.delivery_id
     size = len(snap.body)
     request = (
         snap.method,
@@ -165,6 +206,7 @@ def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple
         received_at.replace("T", " ") if sqlite else naive,
         status,
         stored.rejected,
+        delivery_id,
     )
     payload = (snap.url, snap.http_version, item.headers_json, snap.body)
     described = summary(
@@ -180,6 +222,7 @@ def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple
         status,
         stored.rejected,
         False,
+        delivery_id,
     )
     return described, request, payload
 
@@ -199,7 +242,17 @@ def settle(
             described,
             numbered[done.item.bin_id].settings,
             dropped.get(bin_id, []) if bin_id else [],
+            decided=done.decided,
         )
+
+
+def answer_rows(stored: list[Stored]) -> list[tuple[Stored, str, datetime | None]]:
+    """The captures whose answer is stored with them (not the default), with its record."""
+    return [
+        (done, done.decided.record, done.decided.sent_at)
+        for done in stored
+        if done.decided is not None and done.decided.record is not None
+    ]
 
 
 def forward_rows(stored: list[Stored], lease_seconds: float) -> list[tuple]:

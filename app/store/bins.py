@@ -7,6 +7,7 @@ and tells this process's settings cache when a bin changed or went.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,14 +38,15 @@ def create(
     public: bool = False,
     fixed: bool = False,
     settings: dict[str, object] | None = None,
+    checked: Mapping[str, object] | None = None,
 ) -> Created:
     """Create and store a new empty bin with a fresh read key (or the one given).
 
-    ``settings`` takes what ``update_bin`` takes, checked before anything is stored.
+    ``settings`` and ``checked`` are what ``update_bin`` takes, checked before anything is stored.
     """
     config = current_app.config
     now = clock.now()
-    values = rules.validated(config, settings or {}, now)
+    values = {**rules.validated(config, settings or {}, now), **(checked or {})}
     read_key = None if public else (read_key or keys.new_key())
     bin_ = Bin(
         id=bin_id or keys.new_id(),
@@ -66,9 +68,15 @@ def get(bin_id: str) -> Bin | None:
     return db.session.get(Bin, bin_id)
 
 
-def update_bin(bin_: Bin, changes: dict[str, object]) -> Bin:
-    """Apply the allowed changes (name, description, limits, expiry, ingest protection)."""
-    values = rules.validated(current_app.config, changes, clock.now())
+def update_bin(
+    bin_: Bin, changes: dict[str, object], checked: Mapping[str, object] | None = None
+) -> Bin:
+    """Apply the allowed changes (name, description, limits, expiry, ingest protection).
+
+    ``checked`` holds column values already checked elsewhere: the response settings, which
+    app/web/responses.py checks with app/ingest/respond.
+    """
+    values = {**rules.validated(current_app.config, changes, clock.now()), **(checked or {})}
     if not values:
         return bin_
     if rules.touches_capture(values):

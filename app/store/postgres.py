@@ -13,9 +13,11 @@ import logging
 from contextlib import nullcontext
 from typing import Any
 
+from app.store import answers
 from app.store import batch as batches
+from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending
-from app.store.errors import Stale, StorageUnavailable, db_errors
+from app.store.errors import Stale, StorageUnavailable, db_errors, discard
 from app.store.writer import Writer
 
 log = logging.getLogger("hookscope.store")
@@ -38,13 +40,21 @@ RETURNING bins.id, {", ".join(f"bins.{column}" for column in NUMBERED_COLUMNS)}
 # with the count it changes and the renewed expiry, all in one statement.
 _INSERT_REQUESTS = """
 INSERT INTO requests (bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, pinned)
+                      remote_addr, received_at, status, rejected, delivery_id, pinned)
 SELECT bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected, false
+       received_at, status, rejected, delivery_id, false
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
-            %s::text[], %s::timestamp[], %s::int[], %s::bool[])
+            %s::text[], %s::timestamp[], %s::int[], %s::bool[], %s::text[])
   AS r(bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected)
+       received_at, status, rejected, delivery_id)
+"""
+# What the captures were answered, when it was not the default (each finds its request as the
+# payloads do).
+_INSERT_ANSWERS = """
+INSERT INTO answers (request_id, record, sent_at)
+SELECT (SELECT id FROM requests WHERE requests.bin_id = a.bin_id AND requests.seq = a.seq),
+       record, sent_at
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::timestamp[]) AS a(bin_id, seq, record, sent_at)
 """
 _INSERT_PAYLOADS = """
 INSERT INTO payloads (request_id, url, http_version, headers, body)
@@ -131,6 +141,34 @@ class PostgresWriter(Writer):
                 self._own = None  # write() invalidated it
                 raise
 
+    def write_notes_own(self, notes: list[AnswerNote]) -> bool:
+        """Store what captures were answered through the writer's own connection."""
+        if self._own is None or not _idle_and_open(self._own.dbapi_connection):
+            if self._own is not None:
+                self._own.invalidate()
+            self._own = self._connect_own()
+        try:
+            self.write_notes(self._own, notes)
+        except BaseException:
+            self._own = None  # write_notes dropped it
+            raise
+        return True
+
+    def write_notes(self, conn: Any, notes: list[AnswerNote]) -> None:
+        """Store what captures were answered, in one transaction (one round trip)."""
+        pg = conn.dbapi_connection
+        try:
+            cur = pg.cursor()
+            with pg.pipeline():
+                if pg.autocommit:
+                    cur.execute("BEGIN")
+                for sql, rows in answers.statements(notes, lambda moment: moment, "%s"):
+                    cur.executemany(sql, rows)
+                cur.execute("COMMIT")
+        except db_errors() as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
+
     def _connect_own(self) -> Any:
         conn = self.checkout()
         conn.detach()  # ours: closed when dropped, never back in the pool in autocommit mode
@@ -164,7 +202,7 @@ class PostgresWriter(Writer):
                 if pg.broken:
                     raise Stale from err
                 raise
-            bins, stored = batches.judge(grouped, taken)
+            bins, stored = batches.judge(grouped, taken, self.answerer)
             summaries, requests, payloads = [], [], []
             for done in stored:
                 described, request, payload = batches.row(done)
@@ -176,6 +214,12 @@ class PostgresWriter(Writer):
                 # Big bodies one to a statement, as they arrived: no array of them all.
                 for part in [payloads] if pipelined else [[p] for p in payloads]:
                     cur.execute(_INSERT_PAYLOADS, batches.columns(part))
+                answered = [
+                    (done.item.bin_id, done.seq, record, sent_at and batches.naive_utc(sent_at))
+                    for done, record, sent_at in batches.answer_rows(stored)
+                ]
+                if answered:
+                    cur.execute(_INSERT_ANSWERS, batches.columns(answered))
             forwards = batches.forward_rows(stored, self.forward_lease_seconds)
             if forwards:
                 fwd.execute(

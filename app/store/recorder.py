@@ -32,6 +32,7 @@ from app.domain import forwarding
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
+from app.store.answers import AnswerNote
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
 from app.store.postgres import PostgresWriter
@@ -42,6 +43,8 @@ log = logging.getLogger("hookscope.recording")
 # A batch stops growing at this many captures or body bytes, to keep transactions short.
 MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+# Notes of answers written in one transaction at most.
+MAX_NOTES = 1024
 # SQLite batches with more body bytes than this are written in the writer's native thread.
 INLINE_BATCH_BYTES = 1024 * 1024
 # SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
@@ -51,6 +54,8 @@ INDEX_AFTER_SECONDS = 0.05
 # own checkpoint off, which would run in the committing batch, on the event loop).
 CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
+# Where the capture gate puts its answerer (app/store/batch.py's Answerer) for the writer.
+ANSWERER = "hookscope.answerer"
 
 
 def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
@@ -68,6 +73,7 @@ def recorder_of(app: Flask) -> Recorder:
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
         timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
         writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
+        writer.answerer = app.extensions.get(ANSWERER)
         recorder = app.extensions[EXTENSION] = Recorder(writer)
     return recorder
 
@@ -78,6 +84,8 @@ class Recorder:
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
         self._pending: list[Pending] = []
+        # What captures were answered (app/store/answers.py), written after their own batches.
+        self._notes: list[AnswerNote] = []
         self._gevent = under_gevent()
         if self._gevent:
             import gevent
@@ -130,28 +138,69 @@ class Recorder:
             raise item.error
         return item.result
 
+    def note(self, note: AnswerNote) -> None:
+        """Queue a note of what a capture was answered; nobody waits for it to be written."""
+        if not self._gevent:
+            with self._lock:
+                self._write_notes([note])
+            return
+        self._notes.append(note)
+        self._wake.set()
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch = self._take()
-                try:
-                    self._write(batch)
-                except StorageUnavailable as err:
-                    log.error("storing %d capture(s) failed: %s", len(batch), err)
-                    for item in batch:
-                        item.error = StorageUnavailable(str(err))
-                except BaseException as err:  # a bug: fail the batch, keep the writer alive
-                    log.exception("storing %d capture(s) failed", len(batch))
-                    for item in batch:
-                        item.error = err
-                for item in batch:
-                    item.done.set()
-                if self._indexer is not None:
-                    self._stored.set()
-                # Hold no capture (a body can be 25 MB) while waiting for the next batch.
-                del batch, item
+            while self._pending or self._notes:
+                if self._pending:
+                    self._store_batch()
+                if self._notes:
+                    # After each batch: notes gather while a batch commits, so under load a
+                    # burst's notes take one transaction, and a steady flow never starves them.
+                    notes, self._notes = self._notes[:MAX_NOTES], self._notes[MAX_NOTES:]
+                    self._write_notes(notes)
+
+    def _store_batch(self) -> None:
+        batch = self._take()
+        try:
+            self._write(batch)
+        except StorageUnavailable as err:
+            log.error("storing %d capture(s) failed: %s", len(batch), err)
+            for item in batch:
+                item.error = StorageUnavailable(str(err))
+        except BaseException as err:  # a bug: fail the batch, keep the writer alive
+            log.exception("storing %d capture(s) failed", len(batch))
+            for item in batch:
+                item.error = err
+        for item in batch:
+            item.done.set()
+        if self._indexer is not None:
+            self._stored.set()
+        # Hold no capture (a body can be 25 MB) while waiting for the next batch: the frame
+        # that held it ends here.
+
+    def _write_notes(self, notes: list[AnswerNote]) -> None:
+        """Write notes of answers in a transaction of their own; a failure costs only them."""
+        writer = self._writer
+        try:
+            if self._gevent and not writer.sqlite:
+                writer.write_notes_own(notes)
+                return
+            if self._thread is not None:
+                # As for a small batch: here when the write lock is free, else in the thread.
+                self._index_idle.wait()
+                if writer.write_notes_own(notes):
+                    return
+            conn = writer.checkout()
+            try:
+                if self._thread is None:
+                    writer.write_notes(conn, notes)
+                else:
+                    self._thread.apply(writer.write_notes, (conn, notes))
+            finally:
+                conn.close()
+        except Exception as err:  # the captures are stored; only what they were answered is lost
+            log.error("storing what %d capture(s) were answered failed: %s", len(notes), err)
 
     def _index_run(self) -> None:
         """Index what bursts of captures queued for search, a moment after each burst began.

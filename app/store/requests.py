@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from app.domain.models import Bin, CapturedRequest, Payload, SummaryDict
+from app.domain.models import AnswerRow, Bin, CapturedRequest, Payload, SummaryDict
 from app.extensions import db
 from app.store.engine import begin_write
 
@@ -33,8 +33,13 @@ def page(
     method: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    delivery: str | None = None,
 ) -> Page:
-    """List summaries newest first, keyset-paginated by sequence number, optionally filtered."""
+    """List summaries newest first, keyset-paginated by sequence number, optionally filtered.
+
+    ``delivery`` lists the captures a failure rehearsal counted under one delivery id: a
+    provider's attempts at one delivery, together.
+    """
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
     query = select(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
     if before is not None:
@@ -45,6 +50,8 @@ def page(
         query = query.where(CapturedRequest.received_at >= since)
     if until is not None:
         query = query.where(CapturedRequest.received_at < until)
+    if delivery is not None:
+        query = query.where(CapturedRequest.delivery_id == delivery)
     rows = db.session.scalars(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -74,6 +81,11 @@ def find(bin_id: str, seq: int) -> CapturedRequest | None:
 def payload_of(captured: CapturedRequest) -> Payload:
     """Load the headers and body of a captured request."""
     return db.session.get_one(Payload, captured.id)
+
+
+def answer_of(captured: CapturedRequest) -> AnswerRow | None:
+    """Return what a capture was answered, when that was recorded (anything but the default)."""
+    return db.session.get(AnswerRow, captured.id)
 
 
 def release() -> None:

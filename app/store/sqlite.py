@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.models import SummaryDict
+from app.store import answers, indexing
 from app.store import batch as batches
-from app.store import indexing
+from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
 from app.store.errors import StorageUnavailable, discard
 from app.store.writer import Writer
@@ -38,9 +39,10 @@ RETURNING {", ".join(NUMBERED_COLUMNS)}
 """  # noqa: S608 - column names from app/store/batch.py
 _INSERT_REQUEST = """
 INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, pinned)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      remote_addr, received_at, status, rejected, delivery_id, pinned)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+_INSERT_ANSWER = "INSERT INTO answers (request_id, record, sent_at) VALUES (?, ?, ?)"
 _INSERT_PAYLOAD = (
     "INSERT INTO payloads (request_id, url, http_version, headers, body) VALUES (?, ?, ?, ?, ?)"
 )
@@ -118,6 +120,38 @@ class SqliteWriter(Writer):
             self.failed(conn, batch, err)
         return True
 
+    def write_notes(self, conn: Any, notes: list[AnswerNote]) -> None:
+        """Store what captures were answered, in one transaction, waiting for the write lock."""
+        self._notes_in_transaction(conn, notes, wait=True)
+
+    def write_notes_own(self, notes: list[AnswerNote]) -> bool:
+        """Store notes now if the write lock is free (like ``write_now``); False if not."""
+        own = self._own or self._connect_own()
+        self._own = None  # kept only if the notes leave it usable
+        written = self._notes_in_transaction(own, notes, wait=False)
+        self._own = own
+        return written
+
+    def _notes_in_transaction(self, conn: Any, notes: list[AnswerNote], *, wait: bool) -> bool:
+        cur = conn.cursor()
+        if self.checkpoint_apart and not conn.info.get(_NO_AUTOCHECKPOINT):
+            cur.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.info[_NO_AUTOCHECKPOINT] = True
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if wait:
+                raise StorageUnavailable("the database stayed locked") from err
+            return False
+        try:
+            for sql, rows in answers.statements(notes, _stored_time):
+                cur.executemany(sql, rows)
+            conn.commit()
+        except sqlite3.Error as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
+        return True
+
     def index(self, conn: Any) -> bool:
         """Index a batch of the requests queued for search; tell whether more are queued.
 
@@ -154,7 +188,7 @@ class SqliteWriter(Writer):
             found = cur.fetchone()
             if found is not None:
                 taken[bin_id] = Numbered.from_row(found)
-        bins, stored = batches.judge(grouped, taken)
+        bins, stored = batches.judge(grouped, taken, self.answerer)
         if not stored:
             return
         summaries, request_ids = self._insert(conn, cur, stored)
@@ -196,18 +230,25 @@ class SqliteWriter(Writer):
         # The transaction holds the write lock, so nobody else can take these ids meanwhile.
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
         (top,) = cur.fetchone()
-        summaries, rows, payloads, streamed = [], [], [], []
+        summaries, rows, payloads, streamed, answered = [], [], [], [], []
         request_ids = list(range(top + 1, top + 1 + len(stored)))
         for request_id, done in zip(request_ids, stored, strict=True):
             described, request, payload = batches.row(done, sqlite=True)
             summaries.append(described)
             rows.append((request_id, done.item.bin_id, done.seq, *request, False))
+            decided = done.decided
+            if decided is not None and decided.record is not None:
+                sent = decided.sent_at
+                sent_at = None if sent is None else _stored_time(batches.naive_utc(sent))
+                answered.append((request_id, decided.record, sent_at))
             if len(done.item.snap.body) >= STREAM_BLOB_BYTES:
                 streamed.append((request_id, *payload))
             else:
                 payloads.append((request_id, *payload))
         _insert_rows(cur, _INSERT_REQUEST, rows)
         _insert_rows(cur, _INSERT_PAYLOAD, payloads)
+        if answered:
+            _insert_rows(cur, _INSERT_ANSWER, answered)
         for request_id, url, http_version, headers_json, body in streamed:
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))

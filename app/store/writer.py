@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from app.store.batch import Pending
+from app.store.answers import AnswerNote
+from app.store.batch import Answerer, Pending
 from app.store.errors import StorageUnavailable, db_errors, discard
 
 
@@ -26,6 +27,8 @@ class Writer:
     def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
+        # Set by the capture gate: answers each capture inside its transaction (batch.judge).
+        self.answerer: Answerer | None = None
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
@@ -36,6 +39,15 @@ class Writer:
 
     def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""
+        raise NotImplementedError
+
+    def write_notes(self, conn: Any, notes: list[AnswerNote]) -> None:
+        """Store what captures were answered (app/store/answers.py) in one transaction."""
+        raise NotImplementedError
+
+    def write_notes_own(self, notes: list[AnswerNote]) -> bool:
+        """Store notes through the writer's own connection, from the event loop: PostgreSQL
+        waits cooperatively; SQLite only if the write lock is free (False when it is not)."""
         raise NotImplementedError
 
     def failed(self, conn: Any, batch: list[Pending], err: BaseException) -> NoReturn:

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from app import live
 from app.domain.bins import Invalid, NotAllowed
 from app.extensions import db
+from app.ingest import respond
 from app.store.errors import StorageUnavailable
 
 API_PREFIX = "/api/"
@@ -47,10 +48,15 @@ def refusal(
     headers: dict[str, str] | None = None,
     *,
     as_json: bool | None = None,
+    field: str | None = None,
 ) -> Response:
-    """Answer an error: JSON for the API (or when ``as_json``), plain text for anything else."""
+    """Answer an error: JSON for the API (or when ``as_json``), plain text for anything else.
+
+    ``field`` names the setting at fault (``rules[2].response.headers[0]``) when there is one.
+    """
     if is_api() if as_json is None else as_json:
-        response = jsonify(error=code, message=message)
+        extra = {} if field is None else {"field": field}
+        response = jsonify(error=code, message=message, **extra)
     else:
         response = Response(message + "\n", mimetype="text/plain")
     response.status_code = status
@@ -64,6 +70,9 @@ def init_app(app: Flask) -> None:
     )
     app.register_error_handler(Invalid, lambda err: refusal(400, err.code, str(err)))
     app.register_error_handler(NotAllowed, lambda err: refusal(403, err.code, str(err)))
+    app.register_error_handler(
+        respond.Invalid, lambda err: refusal(400, err.code, err.message, field=err.field)
+    )
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_unavailable)

@@ -8,6 +8,7 @@ from flask import current_app, request
 
 from app.domain import paths
 from app.domain.models import Bin
+from app.web import responses
 
 
 def base_url() -> str:
@@ -15,10 +16,22 @@ def base_url() -> str:
     return current_app.config["HOOKSCOPE_PUBLIC_URL"] or request.host_url.rstrip("/")
 
 
+def capture_base() -> str:
+    """Return where captures are taken: HOOKSCOPE_CAPTURE_HOST when set, else base_url()."""
+    base = base_url()
+    host = current_app.config["HOOKSCOPE_CAPTURE_HOST"]
+    if not host:
+        return base
+    scheme = base.partition("://")[0]
+    return f"{scheme}://{host}"
+
+
 def bin_links(bin_id: str) -> dict[str, str]:
     """Return the bin's public capture URL and the URL of its page."""
-    base = base_url()
-    return {"capture_url": base + paths.capture_path(bin_id), "url": base + paths.page_path(bin_id)}
+    return {
+        "capture_url": capture_base() + paths.capture_path(bin_id),
+        "url": base_url() + paths.page_path(bin_id),
+    }
 
 
 def share_url(bin_id: str, read_key: str) -> str:
@@ -32,7 +45,11 @@ def share_url(bin_id: str, read_key: str) -> str:
 
 def bin_dict(bin_: Bin, read_key: str | None = None) -> dict[str, Any]:
     """Serialise a bin for someone allowed to read it, with the links they need."""
-    body: dict[str, Any] = {**bin_.to_dict(), **bin_links(bin_.id)}
+    body: dict[str, Any] = {
+        **bin_.to_dict(),
+        **bin_links(bin_.id),
+        **responses.shown(bin_.response_settings),
+    }
     if read_key:
         body["read_key"] = read_key
         body["share_url"] = share_url(bin_.id, read_key)

@@ -5,7 +5,10 @@ import { noteAnswer, noteUnreachable } from "./outage.js";
 
 const ARM_MS = 3000;
 
-/** Send a change to the API; resolve to the JSON answer (null for 204), reject with its message. */
+/**
+ * Send a change to the API; resolve to the JSON answer (null for 204), reject with its message
+ * (the error's `field` names the setting at fault when the API says which).
+ */
 export async function change(url, method, body) {
   // The session cookie is the credential here, so every change carries the page's CSRF token.
   const token = document.querySelector('meta[name="csrf-token"]').content;
@@ -25,13 +28,15 @@ export async function change(url, method, body) {
   if (response.status === 204) return null;
   if (response.ok) return response.json();
   let message = `HTTP ${response.status}`;
+  let field = null;
   try {
     const payload = await response.json();
     if (payload && typeof payload.message === "string") message = payload.message;
+    if (payload && typeof payload.field === "string") field = payload.field;
   } catch {
     // keep the status line
   }
-  throw new Error(message);
+  throw Object.assign(new Error(message), { field });
 }
 
 /**

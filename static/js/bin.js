@@ -1,7 +1,9 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
+import { AnswersEditor } from "./answers.js";
 import { initBulk } from "./bulk.js";
 import { initCopyButtons } from "./copy.js";
+import { DeliveryFilter } from "./delivery.js";
 import { DetailPane } from "./detail.js";
 import { initForward, showTargets } from "./forward.js";
 import { RequestList } from "./list.js";
@@ -29,6 +31,7 @@ const list = new RequestList(
     older: byId("load-older"),
     progress: byId("search-progress"),
     count: byId("list-count"),
+    delivery: byId("delivery-filter"),
   },
   apiUrl,
   binId,
@@ -46,7 +49,13 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl, binId, main.dataset.readOnly === "true");
+const deliveries = new DeliveryFilter(
+  { bar: byId("delivery-filter"), text: byId("delivery-filter-text"), clear: byId("delivery-filter-clear") },
+  list,
+  search,
+);
+const detail = new DetailPane(byId("detail"), apiUrl, binId, main.dataset.readOnly === "true", (id) => deliveries.apply(id));
+const answers = new AnswersEditor(main, apiUrl);
 initBulk(apiUrl, binId, list);
 initForward(apiUrl);
 const refused = new RefusedNotice(
@@ -100,12 +109,16 @@ watchStorage({
 async function start() {
   openFromHash();
   const query = SearchBox.fromAddress();
-  if (query) {
-    // Opened on a search (?q=): the live stream resumes after the newest request the server
+  const delivery = query ? null : DeliveryFilter.fromAddress();
+  if (query || delivery) {
+    // Opened on a search (?q=) or a delivery (?delivery=): the live stream resumes after the newest request the server
     // had when it rendered the page, shown or not.
     list.saw(Number(main.dataset.lastSeq));
   }
-  const loaded = query ? await search.apply(query) : await list.loadFirstPage();
+  let loaded;
+  if (query) loaded = await search.apply(query);
+  else if (delivery) loaded = await deliveries.apply(delivery);
+  else loaded = await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
   refused.refresh();
   const socket = watchBin({
@@ -137,6 +150,7 @@ async function start() {
       },
       bin_updated: (bin) => {
         showBin(bin);
+        answers.show(bin);
         showTargets(bin);
       },
       bin_deleted: () => showDeleted(),

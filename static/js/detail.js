@@ -1,10 +1,11 @@
 // The detail pane: overview, headers, query and body of one captured request.
 
-import { clear, h, longText, pairsTable } from "./dom.js";
+import { clear, h, longText, pairsTable, section as details } from "./dom.js";
 import {
   formatBytes, formatCount, fullLocalTime, mediaType, methodClass, parseTime, relativeTime, requestTarget,
 } from "./format.js";
 import { armTwice, change, notify } from "./actions.js";
+import { answerSection, answeredBy } from "./answered.js";
 import { loadAttempts } from "./attempts.js";
 import { copyAsPanel, replayPanel } from "./replay.js";
 import { noteAnswer, noteUnreachable } from "./outage.js";
@@ -35,22 +36,6 @@ export async function fetchJson(url, options) {
   return payload;
 }
 
-// Whether each section is open; a section the user folds stays folded for the next request.
-const sectionOpen = new Map();
-
-function details(title, count, ...children) {
-  const open = sectionOpen.get(title) ?? !(count === 0);
-  const el = h(
-    "details",
-    { class: "section", dataset: { section: title.toLowerCase() }, attrs: { open } },
-    h("summary", null, h("h3", null, title), count === null ? null : h("span", { class: "count" }, String(count))),
-    h("div", { class: "section-body" }, ...children),
-  );
-  // Remember what the user did (a click on the summary, or Enter on it), not what the page set.
-  el.firstElementChild.addEventListener("click", () => sectionOpen.set(title, !el.open));
-  return el;
-}
-
 function overview(detail) {
   const received = parseTime(detail.received_at);
   const rows = [
@@ -77,7 +62,10 @@ const KIND_LABELS = { json: "JSON", form: "Form", multipart: "Multipart", text: 
 
 function answered(detail) {
   const status = detail.status === null || detail.status === undefined ? "?" : String(detail.status);
-  return detail.rejected ? `${status}, rejected: the capture URL requires credentials this request lacked` : status;
+  if (detail.rejected) return `${status}, rejected: the capture URL requires credentials this request lacked`;
+  if (!detail.answer) return status;
+  const failing = detail.answer.failure ? ", failing on purpose" : "";
+  return `${detail.answer.hang_up ? "no answer (closed)" : status}, by ${answeredBy(detail.answer)}${failing}`;
 }
 
 // The body tab the user picked last; it stays picked across requests.
@@ -176,12 +164,16 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  /** `readOnly`: a public bin, whose requests nobody may replay, pin or delete (no buttons). */
-  constructor(root, apiUrl, binId, readOnly = false) {
+  /**
+   * `readOnly`: a public bin, whose requests nobody may replay, pin or delete (no buttons);
+   * `onDelivery(id)`: list every try of one delivery (the Answer section's button).
+   */
+  constructor(root, apiUrl, binId, readOnly = false, onDelivery = () => {}) {
     this.root = root;
     this.apiUrl = apiUrl;
     this.binId = binId;
     this.readOnly = readOnly;
+    this.onDelivery = onDelivery;
     this.placeholder = root.querySelector("#detail-placeholder");
     this.token = 0;
     this.seq = null;
@@ -283,6 +275,7 @@ export class DetailPane {
         details("Headers", headers.length, headers.length ? pairsTable(headers, { className: "headers" }) : note("No headers.")),
       ),
       bodySection(detail, bodyPromise),
+      answerSection(detail, this.onDelivery),
       details("Attempts", null, attempts),
     );
     clear(this.root).appendChild(view);

@@ -76,3 +76,20 @@ export function pairsTable(pairs, { name = "Name", value = "Value", className = 
     body,
   );
 }
+
+// Whether each section is open; a section the user folds stays folded for the next request.
+const sectionOpen = new Map();
+
+/** A foldable section of the detail pane: a title, an optional count, its content. */
+export function section(title, count, ...children) {
+  const open = sectionOpen.get(title) ?? !(count === 0);
+  const el = h(
+    "details",
+    { class: "section", dataset: { section: title.toLowerCase() }, attrs: { open } },
+    h("summary", null, h("h3", null, title), count === null ? null : h("span", { class: "count" }, String(count))),
+    h("div", { class: "section-body" }, ...children),
+  );
+  // Remember what the user did (a click on the summary, or Enter on it), not what the page set.
+  el.firstElementChild.addEventListener("click", () => sectionOpen.set(title, !el.open));
+  return el;
+}

@@ -3,6 +3,7 @@
 import { h } from "./dom.js";
 import { fetchJson } from "./detail.js";
 import { formatBytes, formatCount, mediaType, methodClass, parseTime, requestTarget, rowTime } from "./format.js";
+import { answerLabel } from "./glance.js";
 
 export const PAGE_SIZE = 50;
 // A search on PostgreSQL may answer before its page is full, saying how far back it searched
@@ -10,13 +11,6 @@ export const PAGE_SIZE = 50;
 export const AUTO_CONTINUE = 25;
 
 const isSeq = (value) => Number.isSafeInteger(value) && value >= 0;
-
-/** "401 rejected" for a capture refused by ingest auth, "500" for another failure answer, else null. */
-export function answerLabel(summary) {
-  const status = Number(summary.status);
-  if (summary.rejected) return `${Number.isFinite(status) ? status : ""} rejected`.trim();
-  return Number.isFinite(status) && status >= 400 ? String(status) : null;
-}
 
 function row(summary, fresh) {
   const seq = summary.seq;
@@ -39,7 +33,8 @@ function row(summary, fresh) {
     h(
       "span",
       { class: "row-meta" },
-      answer ? h("span", { class: "row-answer", title: "What the sender was answered" }, answer) : null,
+      answer ? h("span", { class: `row-answer${answer.bad ? " bad" : ""}`, title: "What the sender was answered" }, answer.text) : null,
+      summary.delivery_id ? h("span", { class: "row-delivery mono", title: `Delivery ${summary.delivery_id}` }, `↻ ${summary.delivery_id}`) : null,
       h("time", { attrs: { datetime: String(summary.received_at) }, title: String(summary.received_at) }, received ? rowTime(received) : ""),
       h("span", { class: "row-size", title: formatCount(size) }, formatBytes(size)),
       type ? h("span", { class: "row-type mono", title: String(summary.content_type) }, type) : null,
@@ -67,6 +62,7 @@ export class RequestList {
     this.loaded = false; // the first page has been read at least once
     this.selected = null;
     this.query = "";
+    this.delivery = null; // set: only the attempts of this delivery (delivery.js)
     this.newestSeen = null; // the highest seq this page has heard of, shown or not
     this.generation = 0; // bumped by setQuery: answers for an older query are dropped
     els.older.addEventListener("click", () => this.loadOlder());
@@ -86,6 +82,7 @@ export class RequestList {
   /** Show what `query` finds (or everything, for ""), from its newest page; resolve when shown. */
   async setQuery(query) {
     this.query = query;
+    if (query) this.delivery = null; // a search lists all matches, whatever their delivery
     this.generation += 1;
     for (const li of this.rows.values()) li.remove();
     this.rows.clear();
@@ -157,6 +154,7 @@ export class RequestList {
     const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (before !== null) params.set("before", String(before));
     if (this.query) params.set("q", this.query);
+    else if (this.delivery) params.set("delivery", this.delivery);
     const generation = this.generation;
     try {
       const page = await fetchJson(`${this.apiUrl}/requests?${params}`);
@@ -189,6 +187,7 @@ export class RequestList {
   /** Insert a summary in seq order (newest first); a seq already shown is ignored. */
   add(summary, fresh = true) {
     if (!summary || !isSeq(summary.seq) || summary.bin !== this.binId) return false;
+    if (this.delivery && summary.delivery_id !== this.delivery) return false;
     if (this.rows.has(summary.seq)) {
       this.refresh(summary);
       return false;
@@ -256,6 +255,7 @@ export class RequestList {
   }
 
   update() {
+    if (this.els.delivery) this.els.delivery.hidden = !this.delivery;
     const count = this.rows.size;
     const empty = this.loaded && count === 0 && this.nextBefore === null;
     // A search that stopped early says how far back it looked: going on by itself, or waiting

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .answer import Answer, custom
 from .limits import MAX_HANDSHAKE_BODY
@@ -129,6 +131,47 @@ HANDSHAKES = (
 _BY_METHOD: dict[str, list[Handshake]] = {}
 for _row in HANDSHAKES:
     _BY_METHOD.setdefault(_row.method, []).append(_row)
+
+
+def _searcher(markers: list[str] | list[bytes]) -> Callable[[Any], Any] | None:
+    """One search for any of the markers (one call, however many handshakes there are)."""
+    if not markers:
+        return None
+    if isinstance(markers[0], bytes):
+        return re.compile(b"|".join(re.escape(m) for m in markers)).search  # type: ignore[arg-type]
+    return re.compile("|".join(re.escape(m) for m in markers)).search  # type: ignore[arg-type]
+
+
+# Per method, one search for the markers of its handshakes: in the query string, in the body.
+_QUERY_SEARCH = {
+    method: _searcher([row.marker for row in rows if isinstance(row.marker, str)])
+    for method, rows in _BY_METHOD.items()
+}
+_BODY_SEARCH = {
+    method: _searcher([row.marker for row in rows if isinstance(row.marker, bytes)])
+    for method, rows in _BY_METHOD.items()
+}
+
+
+def might_be(method: str, query_string: str, body: bytes) -> bool:
+    """Tell cheaply, from the raw request, whether it could be a handshake at all.
+
+    The capture gate asks this first on a bin with no settings, so that captures that are not
+    handshakes (nearly all) build nothing: a method lookup, then at most one search of the query
+    string and one of a body of at most MAX_HANDSHAKE_BODY bytes that starts like JSON.
+    """
+    if method not in _QUERY_SEARCH:
+        return False
+    query = _QUERY_SEARCH[method]
+    if query_string and query is not None and query(query_string) is not None:
+        return True
+    search = _BODY_SEARCH[method]
+    return (
+        search is not None
+        and 0 < len(body) <= MAX_HANDSHAKE_BODY
+        and body[:1] in _JSON_START
+        and search(body) is not None
+    )
 
 
 def detect(view: RequestView, settings: ResponseSettings) -> Answer | None:

@@ -110,7 +110,7 @@ def _body(obj: dict[str, Any], where: str) -> tuple[bytes, bool]:
         encoded = text_of(encoded, field, _BASE64_LIMIT, "bad_body")
         try:
             body = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
             raise Invalid("bad_body", f"{field} is not base64", field) from None
     else:
         body = text_of(written or "", f"{where}.body", _TEXT_LIMIT, "bad_body").encode()

@@ -262,12 +262,15 @@ DEFAULT_RESPONDER = Responder(DEFAULT_SETTINGS)
 
 
 @lru_cache(maxsize=256)
-def responder_for(stored: str | None) -> Responder:
+def responder_for(stored: str | None, seed: int | None = None) -> Responder:
     """Return the Responder for settings as stored (JSON text), compiled once per version.
 
+    ``seed`` seeds the draws of percentage failures (HOOKSCOPE_FAILURE_SEED), so that a
+    rehearsal repeats exactly; each compiled version draws from its own seeded generator.
     Raises spec.Invalid when the stored settings no longer pass the checks.
     """
     if not stored:
         return DEFAULT_RESPONDER
     scope = hashlib.sha256(stored.encode()).hexdigest()[:16]
-    return Responder(from_storable(json.loads(stored)), scope=scope)
+    rng = None if seed is None else random.Random(seed)  # noqa: S311 - rehearsal, not security
+    return Responder(from_storable(json.loads(stored)), scope=scope, rng=rng)

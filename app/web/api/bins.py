@@ -7,7 +7,7 @@ from flask import Response, current_app, jsonify, request, url_for
 from app import live
 from app.outbound import bounds, targets
 from app.store import bins
-from app.web import access
+from app.web import access, responses
 from app.web.api import bp
 from app.web.api.params import changeable, changeable_or_refused, json_object, readable_or_404
 from app.web.errors import Refused
@@ -19,9 +19,9 @@ from app.web.links import bin_dict
 @limited("HOOKSCOPE_RATE_LIMIT_CREATE", scope="create-bin")
 def create_bin() -> tuple[Response, int, dict[str, str]]:
     """Create a bin; the answer carries its read key, which this browser also keeps."""
-    settings = json_object()
+    settings, checked = responses.take_changes(json_object(), None)
     _check_targets(settings)
-    created = bins.create(settings=settings)
+    created = bins.create(settings=settings, checked=checked)
     access.remember(created.bin.id, created.read_key)
     location = url_for("api.get_bin", bin_id=created.bin.id)
     return jsonify(bin_dict(created.bin, created.read_key)), 201, {"Location": location}
@@ -43,14 +43,15 @@ def get_bin(bin_id: str) -> Response:
 
 @bp.patch("/bins/<bin_id>")
 def update_bin(bin_id: str) -> Response:
-    """Rename, describe, or change a bin's limit, expiry or ingest protection."""
+    """Rename, describe, or change a bin's limit, expiry, protection, forwarding or answers."""
     bin_ = readable_or_404(bin_id)
     changes = json_object()
     changeable(bin_, "update", changes)
+    changes, checked = responses.take_changes(changes, bin_.response_settings)
     _check_targets(changes)
-    bin_ = bins.update_bin(bin_, changes)
+    bin_ = bins.update_bin(bin_, changes, checked)
     body = bin_dict(bin_)
-    live.publish_bin(bin_.to_dict())
+    live.publish_bin(body)
     return jsonify(body)
 
 

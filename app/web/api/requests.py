@@ -12,6 +12,7 @@ from app.domain.bins import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.inspect import bodies
 from app.store import requests as stored
 from app.store import search
+from app.web import responses
 from app.web.api import bp
 from app.web.api.params import (
     bool_arg,
@@ -42,6 +43,10 @@ def list_requests(bin_id: str) -> Response:
     bin_ = readable_or_404(bin_id)
     query = request.args.get("q", "")
     terms = search.parse(query) if query.strip() else None
+    delivery = request.args.get("delivery") or None
+    if delivery is not None and terms is not None:
+        message = "delivery lists one delivery's attempts; it does not combine with q"
+        raise Refused(400, "bad_parameter", message)
     filters = {
         "limit": int_arg("limit", PAGE_LIMIT_DEFAULT, low=1, high=PAGE_LIMIT_MAX),
         "before": int_arg("before", None),
@@ -50,7 +55,7 @@ def list_requests(bin_id: str) -> Response:
         "until": time_arg("until"),
     }
     if terms is None:
-        page = stored.page(bin_.id, **filters)
+        page = stored.page(bin_.id, delivery=delivery, **filters)
     else:
         page = search.page(bin_.id, terms, **filters)
     body: dict[str, Any] = {"requests": page.requests, "next_before": page.next_before}
@@ -87,6 +92,7 @@ def get_request(bin_id: str, seq: int) -> Response:
             "raw_url": url_for("api.get_raw", bin_id=bin_id, seq=seq),
             "attempts_url": url_for("api.list_attempts", bin_id=bin_id, seq=seq),
             "copy_as_url": url_for("api.copy_as", bin_id=bin_id, seq=seq),
+            "answer": responses.answered(captured, stored.answer_of(captured)),
         }
     )
 
