@@ -101,7 +101,9 @@ def text(fields: dict[str, Any]) -> str:
         parts.append("(rejected: no valid credentials)")
     line = "  ".join(parts)
     if fields.get("body"):
-        body = shown(fields["body"].replace("\r\n", "\n"), keep="\n\t")
+        # One line break at the end is the body's last line ending, not a line of its own.
+        text = fields["body"].replace("\r\n", "\n").removesuffix("\n")
+        body = shown(text, keep="\n\t")
         line += "\n" + "\n".join("    " + row for row in body.split("\n"))
     elif fields.get("body_base64"):
         line += f"\n    base64: {fields['body_base64']}"
