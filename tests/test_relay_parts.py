@@ -221,22 +221,45 @@ def test_a_position_is_kept_per_server_bin_and_target(tmp_path):
     spot = position.load(tmp_path, "http://h", BIN, "http://localhost:3000/a")
     assert spot.delivered is None
     with position.locked(spot):
-        spot.save(41)
+        for seq in (39, 40, 41):
+            spot.save(seq)
     again = position.load(tmp_path, "http://h", BIN, "http://localhost:3000/a")
     assert again.delivered == 41
     assert position.load(tmp_path, "http://h", BIN, "http://localhost:3000/b").delivered is None
     assert position.load(tmp_path, "http://other", BIN, "http://localhost:3000/a").delivered is None
-    record = json.loads(again.path.read_text())
-    assert (record["server"], record["bin"], record["delivered"]) == ("http://h", BIN, 41)
+    header, *lines = again.path.read_text().splitlines()
+    assert (json.loads(header)["server"], json.loads(header)["bin"]) == ("http://h", BIN)
+    assert lines == ["39", "40", "41"]
     assert sorted(p.suffix for p in again.path.parent.iterdir()) == [".json", ".lock"]
 
 
-def test_a_position_file_that_cannot_be_read_counts_as_none(tmp_path):
+def test_a_position_file_is_rewritten_to_its_last_line_now_and_then(tmp_path, monkeypatch):
+    monkeypatch.setattr(position, "COMPACT_AFTER", 3)
     spot = position.load(tmp_path, "http://h", BIN, "http://t")
     spot.path.parent.mkdir(parents=True)
-    for junk in ("{", '{"delivered": -1}', '{"delivered": true}', "[]"):
-        spot.path.write_text(junk)
-        assert position.load(tmp_path, "http://h", BIN, "http://t").delivered is None
+    for seq in range(1, 8):
+        spot.save(seq)
+    spot.close()
+    assert spot.path.read_text().splitlines()[1:] == ["7"]
+    assert position.load(tmp_path, "http://h", BIN, "http://t").delivered == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "delivered"),
+    [
+        ("{", None),
+        ('{"delivered": 3}\n', None),
+        ("{}\n12", None),  # a line cut short by a crash is not a position
+        ("{}\n12\n1", 12),
+        ("{}\n12\n-3\nx\n", 12),
+        ("", None),
+    ],
+)
+def test_only_whole_lines_of_digits_are_positions(tmp_path, text, delivered):
+    spot = position.load(tmp_path, "http://h", BIN, "http://t")
+    spot.path.parent.mkdir(parents=True)
+    spot.path.write_text(text)
+    assert position.load(tmp_path, "http://h", BIN, "http://t").delivered == delivered
 
 
 def test_the_state_directory_follows_xdg(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.domain.models import CapturedRequest, Payload, SummaryDict, isoformat, summary
 from app.extensions import db
@@ -46,18 +46,32 @@ class FullPage:
     more: bool  # more requests after the last one were left for the next call
 
 
+# Built once: making a statement costs more than running it, and a relay calls this often.
+_SIZES = (
+    select(CapturedRequest.seq, CapturedRequest.body_size)
+    .where(CapturedRequest.bin_id == bindparam("bin_id"), CapturedRequest.seq > bindparam("after"))
+    .order_by(CapturedRequest.seq)
+    .limit(bindparam("limit"))
+)
+_ROWS = (
+    select(*_SUMMARY, Payload.headers, Payload.body)
+    .join(Payload, Payload.request_id == CapturedRequest.id)
+    .where(
+        CapturedRequest.bin_id == bindparam("bin_id"),
+        CapturedRequest.seq > bindparam("after"),
+        CapturedRequest.seq <= bindparam("last"),
+    )
+    .order_by(CapturedRequest.seq)
+)
+
+
 def after(bin_id: str, seq: int, limit: int, max_bytes: int) -> FullPage:
     """Return up to ``limit`` captures with a sequence number above ``seq``, oldest first.
 
     Bodies add up to ``max_bytes`` at most, except that the first capture always comes, however
     large, so a page is never empty while captures are waiting.
     """
-    sizes = db.session.execute(
-        select(CapturedRequest.seq, CapturedRequest.body_size)
-        .where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq > seq)
-        .order_by(CapturedRequest.seq)
-        .limit(limit + 1)
-    ).all()
+    sizes = db.session.execute(_SIZES, {"bin_id": bin_id, "after": seq, "limit": limit + 1}).all()
     if not sizes:
         return FullPage([], False)
     last, total = sizes[0].seq, sizes[0].body_size
@@ -66,16 +80,7 @@ def after(bin_id: str, seq: int, limit: int, max_bytes: int) -> FullPage:
         if total + row.body_size > max_bytes:
             break
         last, total, taken = row.seq, total + row.body_size, taken + 1
-    rows = db.session.execute(
-        select(*_SUMMARY, Payload.headers, Payload.body)
-        .join(Payload, Payload.request_id == CapturedRequest.id)
-        .where(
-            CapturedRequest.bin_id == bin_id,
-            CapturedRequest.seq > seq,
-            CapturedRequest.seq <= last,
-        )
-        .order_by(CapturedRequest.seq)
-    ).all()
+    rows = db.session.execute(_ROWS, {"bin_id": bin_id, "after": seq, "last": last}).all()
     captures = [
         Full(
             summary(*row[:8], isoformat(row.received_at), *row[9:12]),
