@@ -179,7 +179,6 @@ def _run_lane(
             return True
         if not _deliver(lane, state, capture, limits, require_2xx):
             return False
-        lane.spot.save(capture.seq)
         lane.dirty = False
         return True
 
@@ -208,7 +207,11 @@ def _run_lane(
 def _deliver(
     lane: Lane, state: remote.Running, capture: Capture, limits: client.Limits, strict: bool
 ) -> bool:
-    """Send until delivered (or never sendable); False if stopped first."""
+    """Send until delivered (or never sendable), then save the position; False if stopped first.
+
+    The position is saved before the line is printed: whoever reads the line (a script, a test)
+    may stop the relay right then without the capture being sent again.
+    """
     attempt = 0
     while True:
         attempt += 1
@@ -217,6 +220,8 @@ def _deliver(
         retry_in = delivery.backoff(attempt, result.headers) if outcome == delivery.RETRY else None
         waiting = max(0, state.signal.latest - capture.seq)
         fields = delivery.record(capture, lane.target, result, outcome, attempt, retry_in, waiting)
+        if retry_in is None:
+            lane.spot.save(capture.seq)
         state.printer.line(fields, delivery.text(fields, lane.label))
         if retry_in is None:
             return True
