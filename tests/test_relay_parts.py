@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import config
-from app.cli import binurl, delivery, position
+from app.cli import binurl, delivery, feed, position
 from app.cli.lines import Printer, shown
 from app.cli.outgoing import relayed_headers, target_url
 from app.cli.routes import BadRoute, parse_route, targets_for
@@ -282,3 +282,31 @@ def test_what_reaches_a_terminal_is_escaped():
     printer.note("t", "server said \x1b[2J")
     assert out.getvalue() == '{"path": "/\\u00e9\\u001b"}\n'
     assert err.getvalue() == "hookscope: server said \\x1b[2J\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised", "said"),
+    [
+        (404, b'{"error": "bin_not_found", "message": "x"}', feed.Refused, "no such bin, or this"),
+        (404, b'{"error": "not_found", "message": "x"}', feed.Refused, "has no such API"),
+        (404, b"<html>", feed.Refused, "has no such API"),
+        (
+            400,
+            b'{"error": "bad_parameter", "message": "after must be"}',
+            feed.Refused,
+            "answered 400: after must be",
+        ),  # fmt: skip
+        (
+            503,
+            b'{"error": "storage_unavailable", "message": "try again"}',
+            feed.Unreachable,
+            "answered 503: try again",
+        ),  # fmt: skip
+        (429, b"", feed.Unreachable, "answered 429"),
+        (502, b"Bad Gateway", feed.Unreachable, "answered 502"),
+        (200, b"<html>", feed.Unreachable, "not JSON"),
+    ],
+)
+def test_what_a_server_answer_means_to_the_client(status, body, raised, said):
+    with pytest.raises(raised, match=said):
+        feed._judge(status, body, "hooks.example.com")

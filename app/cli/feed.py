@@ -147,20 +147,27 @@ def _judge(status: int, body: bytes, netloc: str) -> Any:
             return json.loads(body)
         except ValueError:
             raise Unreachable(f"{netloc} answered 200 with something that is not JSON") from None
-    message = _message(body)
-    if status == 404:
+    code, message = _error(body)
+    if status == 404 and code == "bin_not_found":
         raise Refused(f"{netloc}: no such bin, or this key does not open it ({KEY_HELP})")
-    if status in (429, 502, 503, 504) or status >= 500:
+    if status == 404:
+        raise Refused(
+            f"{netloc} has no such API: is it a Hookscope server, and as new as this command?"
+        )
+    if status in (408, 429) or status >= 500:
         raise Unreachable(f"{netloc} answered {status}{': ' + message if message else ''}")
     raise Refused(f"{netloc} answered {status}{': ' + message if message else ''}")
 
 
-def _message(body: bytes) -> str:
+def _error(body: bytes) -> tuple[str, str]:
+    """Return the error code and message of an API refusal ("" where there are none)."""
     try:
         answer = json.loads(body)
     except ValueError:
-        return ""
-    return str(answer.get("message", "")) if isinstance(answer, dict) else ""
+        return "", ""
+    if not isinstance(answer, dict):
+        return "", ""
+    return str(answer.get("error", "")), str(answer.get("message", ""))
 
 
 def _describe(err: BaseException) -> str:
