@@ -37,4 +37,4 @@ def openapi_spec() -> Response:
     return Response(openapi.spec_json(), mimetype="application/json")
 
 
-from app.web.api import bins, full, requests  # noqa: E402, F401 - the routes, registered on bp
+from app.web.api import bins, full, replay, requests  # noqa: E402, F401 - the routes, registered on bp
