@@ -12,10 +12,11 @@ import pytest
 from app import config
 from app.cli import binurl, delivery, feed, position
 from app.cli.lines import Printer, shown
-from app.cli.outgoing import relayed_headers, target_url
 from app.cli.routes import BadRoute, parse_route, targets_for
+from app.domain.forwarding import forward_url
 from app.inspect.provider_events import ProviderEvent, event_of
 from app.outbound import client
+from app.outbound.outgoing import capture_headers
 
 BIN = "gu5rtn4qt5wwixrffvo4ocek6e"
 
@@ -110,14 +111,14 @@ def test_a_route_that_cannot_be_read_says_how_to_write_one(text, said):
     [
         ("http://localhost:3000/webhooks", "/stripe/events", "a=1", "http://localhost:3000/webhooks/stripe/events?a=1"),
         ("http://localhost:3000/webhooks/", "/x", "", "http://localhost:3000/webhooks/x"),
-        ("http://localhost:3000", "", "", "http://localhost:3000/"),
+        ("http://localhost:3000", "", "", "http://localhost:3000"),
         ("http://localhost:3000/hook", "", "", "http://localhost:3000/hook"),
         ("http://localhost:3000/hook?token=1", "/p%2Fq", "x=%20&x", "http://localhost:3000/hook/p%2Fq?token=1&x=%20&x"),
         ("http://[::1]:3000", "/a", "b", "http://[::1]:3000/a?b"),
     ],
 )  # fmt: skip
 def test_the_path_below_the_bin_goes_below_the_target_path(target, path, query, url):
-    assert target_url(target, path, query) == url
+    assert forward_url(target, path, query) == url
 
 
 def test_only_hop_by_hop_headers_and_those_connection_names_are_dropped():
@@ -136,7 +137,7 @@ def test_only_hop_by_hop_headers_and_those_connection_names_are_dropped():
         ["X-DUP", "b"],
         ["Proxy-Authorization", "Basic eA=="],
     ]
-    assert relayed_headers(headers) == [
+    assert capture_headers(headers) == [
         ["Host", "hookscope.example"],
         ["x-dup", "a"],
         ["Transfer-Encoding", "chunked"],

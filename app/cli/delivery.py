@@ -1,5 +1,12 @@
 """Send one capture to one target, judge the attempt, and say how it went.
 
+What goes out is what replay and auto-forward send (app/outbound/outgoing.py, wire.py): the
+method, the path below the bin after the target's path, the query, every header in order with
+duplicates, the body byte for byte; Host becomes the target's, Content-Length is written from
+the body (the same number) and a chunked capture goes chunked, as one chunk; the hop-by-hop
+fields (Connection and those it names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade),
+which describe the sender's connection to Hookscope and not the request, are dropped.
+
 Delivered means the target answered, so it has the capture: any status counts, except the ones
 that mean "not now" (408, 425, 429, 502, 503, 504: a dev server restarting behind its proxy, a
 rate limit). Those, and no answer at all (refused, reset, timed out), are retried with
@@ -15,8 +22,9 @@ from typing import Any
 
 from app.cli.feed import Capture
 from app.cli.lines import shown
-from app.cli.outgoing import relayed_headers, target_url
+from app.domain.forwarding import forward_url
 from app.outbound import client, guard
+from app.outbound.outgoing import capture_headers
 
 DELIVERED, RETRY, NOT_SENT = "delivered", "retrying", "not_sent"
 RETRY_STATUSES = frozenset({408, 425, 429, 502, 503, 504})
@@ -48,14 +56,14 @@ def backoff(attempt: int, headers: Sequence[Sequence[str]] = ()) -> float:
 
 
 def send(capture: Capture, target: str, limits: client.Limits) -> client.Result:
-    """Send the capture to the target as it came (app/cli/outgoing.py says what changes)."""
+    """Send the capture to the target as it came (this module's docstring says what changes)."""
     if "#" in capture.path or "#" in capture.query_string:
         # A URL would end at "#", and the rest would silently not be sent.
         return client.Result(
             "bad_url", "its path holds '#', which no request line can carry", target
         )
-    url = target_url(target, capture.path, capture.query_string)
-    headers = relayed_headers(capture.headers)
+    url = forward_url(target, capture.path, capture.query_string)
+    headers = capture_headers(capture.headers)
     # The relay runs on the user's machine, sending where the user says (localhost above all):
     # the server's address guard is for the server's outbound calls, not for this.
     return client.send(
