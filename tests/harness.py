@@ -167,7 +167,7 @@ class Gunicorn:
                     and requests.get(self.url + "/healthz", timeout=1).status_code == 200
                 ):
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or busy starting
                 pass
             time.sleep(0.05)
         self.stop()

@@ -131,6 +131,7 @@ def forward(
             state.printer.note(f"start {target}", f"relaying {state.ref.shown} to {target} {how}")
         workers = [
             remote.thread(
+                state,
                 f"lane-{n}",
                 lambda lane=lane: _run_lane(lane, state, routes, defaults, limits, require_2xx),
             )

@@ -127,5 +127,15 @@ def _stop(stop: threading.Event, signal: Signal) -> None:
     signal.wake()
 
 
-def thread(name: str, work: Callable[[], None]) -> threading.Thread:
-    return threading.Thread(target=work, name=name, daemon=True)
+def thread(state: Running, name: str, work: Callable[[], None]) -> threading.Thread:
+    """A worker thread whose failure stops the command, saying why, rather than leaving it idle."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except BrokenPipeError:
+            state.fail("the output was closed")
+        except Exception as err:  # noqa: BLE001 - reported and stops the command
+            state.fail(f"{name} stopped: {type(err).__name__}: {err}")
+
+    return threading.Thread(target=guarded, name=name, daemon=True)

@@ -62,7 +62,7 @@ def tail(bin_url: str, key: str | None, as_json: bool, with_body: bool, since: i
                 feed.close()
 
         state.printer.note("start", f"tailing {state.ref.shown}")
-        remote.wait_until_stopped(state, [remote.thread("tail", work)])
+        remote.wait_until_stopped(state, [remote.thread(state, "tail", work)])
 
 
 def record(capture: Capture, with_body: bool) -> dict[str, Any]:
