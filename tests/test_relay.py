@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import random
 import signal
 import threading
 import time
@@ -77,6 +78,8 @@ BODIES = {
     "gzip": ("application/json", gzip.compress(json.dumps({"a": "é" * 50}).encode(), mtime=0)),
     "multipart": multipart(),
     "json": ("application/json", json.dumps({"id": "evt_1", "nested": {"n": [1, 2.5]}}).encode()),
+    # Over what the live stream carries (app/live/full.py): read by seq from the API instead.
+    "large": ("application/octet-stream", random.Random(7).randbytes(300 * 1024)),
 }
 
 

@@ -311,3 +311,29 @@ def test_what_reaches_a_terminal_is_escaped():
 def test_what_a_server_answer_means_to_the_client(status, body, raised, said):
     with pytest.raises(raised, match=said):
         feed._judge(status, body, "hooks.example.com")
+
+
+def test_the_stream_buffer_keeps_the_newest_and_says_at_once_what_it_will_not_have():
+    import threading
+
+    from app.cli.feed import Capture
+    from app.cli.recent import TOO_LARGE, Recent
+
+    def capture(seq: int, size: int = 10) -> Capture:
+        return Capture(seq, "POST", "/", "", None, "", False, [], b"x" * size)
+
+    recent = Recent(max_captures=3, max_bytes=25)
+    recent.set_live(True)
+    for seq in (1, 2, 3):
+        recent.put(seq, capture(seq, 5))
+    recent.put(4, capture(4, 5))
+    assert recent.wait_for(1, 0) is None  # the oldest went
+    assert recent.wait_for(4, 0).seq == 4
+    recent.put(5, capture(5, 20))  # over the bytes: the oldest go until it fits
+    assert [recent.wait_for(s, 0) is not None for s in (2, 3, 4, 5)] == [False, False, True, True]
+    recent.put(6, TOO_LARGE)
+    assert recent.wait_for(6, 10) is None  # at once: the reader reads it by seq
+    threading.Timer(0.05, lambda: recent.put(7, capture(7))).start()
+    assert recent.wait_for(7, 10).seq == 7  # a moment out of order
+    recent.set_live(False)
+    assert recent.wait_for(8, 10) is None  # at once: no stream, nothing to wait for

@@ -169,7 +169,9 @@ def _run_lane(
     require_2xx: bool,
 ) -> None:
     feed = Feed(state.ref.server, state.ref.bin_id, state.key)
-    follower = Follower(feed, state.signal, state.stop, state.printer.note, lane.after)
+    follower = Follower(
+        feed, state.signal, state.stop, state.printer.note, lane.after, state.recent
+    )
 
     def handle(capture: Capture) -> bool:
         chosen = targets_for(capture, routes, defaults)

@@ -18,6 +18,7 @@ from app import config
 from app.cli import binurl
 from app.cli.feed import Feed, Refused, Unreachable
 from app.cli.lines import Printer
+from app.cli.recent import Recent
 from app.cli.stream import (
     RECONNECT_MAX,
     ClientExtraMissing,
@@ -42,6 +43,7 @@ class Running:
     printer: Printer
     stop: threading.Event
     signal: Signal
+    recent: Recent
     watcher: Watcher
     fatal: list[str]  # why the command stopped on its own, if it did
 
@@ -70,9 +72,9 @@ def running(bin_url: str, key: str | None, as_json: bool) -> Iterator[Running]:
         raise click.ClickException(str(err)) from None
     ref, key = resolve(bin_url, key)
     printer = Printer(as_json)
-    stop, signal = threading.Event(), Signal()
-    watcher = Watcher(ref, key, signal, printer.note, stop)
-    state = Running(ref, key, printer, stop, signal, watcher, [])
+    stop, signal, recent = threading.Event(), Signal(), Recent()
+    watcher = Watcher(ref, key, signal, recent, printer.note, stop)
+    state = Running(ref, key, printer, stop, signal, recent, watcher, [])
     previous = signals.signal(signals.SIGTERM, lambda *_: _stop(stop, signal))
     try:
         yield state

@@ -1,10 +1,11 @@
-"""Hear about new captures from the bin's live stream, to fetch them as soon as they are stored.
+"""Hear about new captures from the bin's live stream, and take them in full where it has them.
 
-The stream only says that something new exists: a ``captured`` event's seq (or the ``watch``
-acknowledgement's ``last_seq``) raises ``Signal.latest``, and whoever reads the bin fetches
-everything after its own position by seq from the API (app/cli/follow.py). So an event lost in a
-network drop costs nothing: after every (re)connection the readers are woken to fetch again,
-and they fetch every few seconds whatever the stream says.
+The watcher asks for captures in full (``watch`` with ``"full": true``, app/live/full.py): each
+``captured_full`` event goes into ``Recent`` (app/cli/recent.py), where the readers take it
+without asking the API. Every event's seq (and the acknowledgement's ``last_seq``) raises
+``Signal.latest``; a reader that finds a seq missing from ``Recent`` reads it by seq from the
+API (app/cli/follow.py). So an event lost in a network drop costs nothing: after every
+(re)connection the readers are woken to read again, and they ask every few seconds anyway.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.cli.binurl import BinRef
-from app.cli.feed import KEY_HELP
+from app.cli.feed import KEY_HELP, capture_of
+from app.cli.recent import TOO_LARGE, Recent
 
 CONNECT_TIMEOUT = 10.0
 # Waits between reconnection attempts: doubling from the first, at most the last.
@@ -72,10 +74,12 @@ class Watcher:
         ref: BinRef,
         key: str | None,
         signal: Signal,
+        recent: Recent,
         note: Callable[[str, str], None],
         stop: threading.Event,
     ) -> None:
         self.ref, self.key, self.signal, self.note, self.stop = ref, key, signal, note, stop
+        self.recent = recent
         self.fatal: str | None = None  # set when the server refused for good
         self._client: Any = None
         self._thread = threading.Thread(target=self._run, name="hookscope-watch", daemon=True)
@@ -109,6 +113,7 @@ class Watcher:
             self.signal.wake()  # fetch whatever was stored while we were away
             while not (lost.is_set() or self.stop.is_set()):
                 lost.wait(1.0)
+            self.recent.set_live(False)
             self.close()
             if not self.stop.is_set():
                 self.note("stream", "live stream: connection lost; reconnecting")
@@ -118,6 +123,7 @@ class Watcher:
 
         client = socketio.Client(reconnection=False)
         client.on("captured", lambda summary: self._captured(summary))
+        client.on("captured_full", lambda item: self._captured_full(item))
         client.on("bin_deleted", lambda _data: self._deleted(lost))
         client.on("disconnect", lambda *_reason: lost.set())
         try:
@@ -133,7 +139,8 @@ class Watcher:
         after = self.signal.latest or None
         try:
             ack = client.call(
-                "watch", {"bin": self.ref.bin_id, "after": after, "key": self.key or ""},
+                "watch",
+                {"bin": self.ref.bin_id, "after": after, "key": self.key or "", "full": True},
                 timeout=CONNECT_TIMEOUT,
             )  # fmt: skip
         except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError):
@@ -143,11 +150,24 @@ class Watcher:
             client.disconnect()
             error = ack.get("error") if isinstance(ack, dict) else ack
             raise _Fatal(f"{self.ref.server} refused to stream the bin: {error} ({KEY_HELP})")
+        # An older server ignores "full" and leaves it out: then every capture is read by seq.
+        self.recent.set_live(ack.get("full") is True)
         self.signal.saw(int(ack.get("last_seq") or 0))
 
     def _captured(self, summary: Any) -> None:
         if isinstance(summary, dict) and isinstance(summary.get("seq"), int):
             self.signal.saw(summary["seq"])
+
+    def _captured_full(self, item: Any) -> None:
+        try:
+            seq = item["seq"]
+            if item["body_base64"] is None:
+                self.recent.put(seq, TOO_LARGE)
+            else:
+                self.recent.put(seq, capture_of(item))
+        except (KeyError, TypeError, ValueError):
+            return  # not what this client knows: the reader will read it by seq
+        self.signal.saw(seq)
 
     def _deleted(self, lost: threading.Event) -> None:
         self.fatal = f"the bin {self.ref.bin_id} was deleted on {self.ref.server}"

@@ -42,7 +42,7 @@ def tail(bin_url: str, key: str | None, as_json: bool, with_body: bool, since: i
             return
         feed = Feed(state.ref.server, state.ref.bin_id, state.key)
         after = since - 1 if since else newest
-        follower = Follower(feed, state.signal, state.stop, state.printer.note, after)
+        follower = Follower(feed, state.signal, state.stop, state.printer.note, after, state.recent)
 
         def handle(capture: Capture) -> bool:
             fields = record(capture, with_body)

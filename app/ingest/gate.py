@@ -124,7 +124,7 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
-        live.publish_capture(recorded)
+        live.publish_capture(recorded, snap.headers, snap.body)
         if recorded.forwards:
             self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
