@@ -256,3 +256,31 @@ def test_bad_routes_and_targets_are_refused_before_anything_runs(tmp_path):
         )
         assert done.returncode == 2, (args, done.stderr)
         assert said in done.stderr, (args, done.stderr)
+
+
+def test_captures_the_bin_refused_are_not_relayed_unless_asked(server, relay):
+    """Behind ingest protection, a sender without credentials must not reach your code."""
+    bin_ = server.create_bin()
+    token = "a-long-ingest-token-for-the-test"
+    changed = requests.patch(
+        f"{server.url}/api/v1/bins/{bin_['id']}",
+        json={"ingest_auth": {"type": "bearer", "token": token}},
+        auth=server.auth,
+        timeout=30,
+    )
+    assert changed.status_code == 200, changed.text
+    stranger = requests.post(f"{server.url}/h/{bin_['id']}", data=b'{"n": 1}', timeout=30)
+    assert stranger.status_code == 401
+    post(server, bin_["id"], "/", 2, {"Authorization": f"Bearer {token}"})
+    with Recorder() as target, Recorder() as everything:
+        run = relay(f"{server.url}/h/{bin_['id']}", "--to", target.url, key=bin_["read_key"])
+        run.wait_for(lambda r: len(r.out) == 2, "two lines")
+        anyway = relay(f"{server.url}/h/{bin_['id']}", "--to", everything.url,
+                       "--include-rejected", key=bin_["read_key"])  # fmt: skip
+        anyway.wait_for(lambda r: len(r.out) == 2, "two lines")
+    assert numbers(target.requests) == [2]
+    assert run.out[0] == (
+        "#1 POST / -> not sent: the bin refused it (no valid credentials; --include-rejected "
+        "sends it)"
+    )
+    assert numbers(everything.requests) == [1, 2]

@@ -57,6 +57,20 @@ Globs are fnmatch's (* also crosses /), case-sensitive; event: matches what
 {remote.BIN_URL_HELP}"""
 
 
+REJECTED = "not sent: the bin refused it (no valid credentials; --include-rejected sends it)"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the command line chose, the same for every lane."""
+
+    routes: list[Route]
+    defaults: list[str]
+    limits: client.Limits
+    require_2xx: bool
+    include_rejected: bool
+
+
 @dataclass
 class Lane:
     """Everything one target's thread needs."""
@@ -85,6 +99,10 @@ class Lane:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--require-2xx", is_flag=True, help="Retry until the target answers 2xx.")
 @click.option(
+    "--include-rejected", is_flag=True,
+    help="Relay captures the bin refused (ingest protection: no valid credentials) too.",
+)  # fmt: skip
+@click.option(
     "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
     metavar="SECONDS", help="Longest wait for a target's answer (then it is retried).",
 )  # fmt: skip
@@ -97,6 +115,7 @@ def forward(
     only_new: bool,
     as_json: bool,
     require_2xx: bool,
+    include_rejected: bool,
     timeout: float,
 ) -> None:
     if since and only_new:
@@ -111,7 +130,13 @@ def forward(
             parse_url(target)
         except BadURL as err:
             raise click.BadParameter(str(err), param_hint="--to/--route") from None
-    limits = client.Limits(timeout=timeout, max_response_bytes=64 * 1024)
+    choices = Choices(
+        routes,
+        defaults,
+        client.Limits(timeout=timeout, max_response_bytes=64 * 1024),
+        require_2xx,
+        include_rejected,
+    )
     with remote.running(bin_url, key, as_json) as state, contextlib.ExitStack() as held:
         last_seq = remote.last_seq(state)
         if last_seq is None:
@@ -133,7 +158,7 @@ def forward(
             remote.thread(
                 state,
                 f"lane-{n}",
-                lambda lane=lane: _run_lane(lane, state, routes, defaults, limits, require_2xx),
+                lambda lane=lane: _run_lane(lane, state, choices),
             )
             for n, lane in enumerate(lanes)
         ]
@@ -160,27 +185,27 @@ def _start(
     return 0, "from the first capture the bin holds (first run for this target; --only-new skips)"
 
 
-def _run_lane(
-    lane: Lane,
-    state: remote.Running,
-    routes: list[Route],
-    defaults: list[str],
-    limits: client.Limits,
-    require_2xx: bool,
-) -> None:
+def _run_lane(lane: Lane, state: remote.Running, choices: Choices) -> None:
     feed = Feed(state.ref.server, state.ref.bin_id, state.key)
     follower = Follower(
         feed, state.signal, state.stop, state.printer.note, lane.after, state.recent
     )
 
     def handle(capture: Capture) -> bool:
-        chosen = targets_for(capture, routes, defaults)
+        if capture.rejected and not choices.include_rejected:
+            # Its sender had no valid credentials: relaying it would let anyone who knows the
+            # capture URL reach the code behind the bin's ingest protection.
+            lane.dirty = True
+            if lane.speaks_for_all:
+                _not_relayed(state, capture, "rejected", REJECTED)
+            return True
+        chosen = targets_for(capture, choices.routes, choices.defaults)
         if lane.target not in chosen:
             lane.dirty = True
             if not chosen and lane.speaks_for_all:
-                _unrouted(state, capture)
+                _not_relayed(state, capture, "unrouted", "no route matched, not sent")
             return True
-        if not _deliver(lane, state, capture, limits, require_2xx):
+        if not _deliver(lane, state, capture, choices.limits, choices.require_2xx):
             return False
         lane.dirty = False
         return True
@@ -232,7 +257,7 @@ def _deliver(
             return False
 
 
-def _unrouted(state: remote.Running, capture: Capture) -> None:
+def _not_relayed(state: remote.Running, capture: Capture, outcome: str, why: str) -> None:
     line = delivery.request_line(capture.method, capture.path, capture.query_string)
     state.printer.line(
         {
@@ -240,7 +265,7 @@ def _unrouted(state: remote.Running, capture: Capture) -> None:
             "method": capture.method,
             "path": capture.path,
             "query_string": capture.query_string,
-            "outcome": "unrouted",
+            "outcome": outcome,
         },
-        f"#{capture.seq} {line} -> no route matched, not sent",
+        f"#{capture.seq} {line} -> {why}",
     )
