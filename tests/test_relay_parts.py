@@ -337,3 +337,10 @@ def test_the_stream_buffer_keeps_the_newest_and_says_at_once_what_it_will_not_ha
     assert recent.wait_for(7, 10).seq == 7  # a moment out of order
     recent.set_live(False)
     assert recent.wait_for(8, 10) is None  # at once: no stream, nothing to wait for
+
+
+def test_the_private_part_the_stream_relies_on_is_there():
+    from app import internals
+    from app.cli import stream
+
+    assert internals.check(stream.RELIANCES) == []

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from app import internals
 from app.cli.binurl import BinRef
 from app.cli.feed import KEY_HELP, capture_of
 from app.cli.recent import TOO_LARGE, Recent
@@ -121,7 +122,13 @@ class Watcher:
     def _watch(self, lost: threading.Event) -> None:
         import socketio
 
-        client = socketio.Client(reconnection=False)
+        # The stream's frames are JSON, parsed next: websocket-client's own UTF-8 check of each
+        # frame, in Python, would only do twice what the parser does.
+        client = socketio.Client(
+            reconnection=False, websocket_extra_options={"skip_utf8_validation": True}
+        )
+        if internals.usable(*RELIANCES):
+            _handle_on_reader(client)
         client.on("captured", lambda summary: self._captured(summary))
         client.on("captured_full", lambda item: self._captured_full(item))
         client.on("bin_deleted", lambda _data: self._deleted(lost))
@@ -174,6 +181,34 @@ class Watcher:
         self.stop.set()
         lost.set()
         self.signal.wake()
+
+
+# The private part relied on (app/internals.py); without it each event takes a thread of its own.
+RELIANCES = (
+    internals.Reliance(
+        "python-engineio",
+        "engineio.client:Client._trigger_event",
+        "each live event would be handled on a thread of its own, slower on a busy machine",
+        fallback=True,
+    ),
+)
+
+
+def _handle_on_reader(client: Any) -> None:
+    """Run event handlers on the stream's reading thread, not on a new thread for each event.
+
+    python-engineio starts a thread per message; with two messages a capture (its summary and
+    the capture in full), starting them cost more than the rest of a relay's work for the
+    capture on a busy machine. These handlers only file the event and wake a reader, and never
+    wait on the stream, so running them in order on the reading thread is safe (and keeps the
+    events in the order they came).
+    """
+    trigger = client.eio._trigger_event
+
+    def on_reader(event: str, *args: Any, **kwargs: Any) -> Any:
+        return trigger(event, *args, **{**kwargs, "run_async": False})
+
+    client.eio._trigger_event = on_reader
 
 
 def _socketio_path(server: str) -> str:
