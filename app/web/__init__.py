@@ -10,6 +10,7 @@ from app.extensions import csrf
 # Socket.IO and gives them to every app's server; declared later, only the first app's has them.
 from app.web import (
     api,
+    crosssite,
     csp_reports,
     errors,
     health,
@@ -23,6 +24,7 @@ from app.web import (
 def init_app(app: Flask) -> None:
     """Register the pages, the API, the health checks and CSP reports, with their protections."""
     security.init_app(app)
+    crosssite.init_app(app)  # before CSRF: a forged change is refused as such, not as tokenless
     csrf.init_app(app)
     # API calls are checked by how they authenticate (app/web/api/); captures never reach Flask.
     csrf.exempt(api.bp)
