@@ -10,11 +10,11 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # Everything within constraints.txt: the versions the tests ran with.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PIP) install -c constraints.txt -e '.[postgres,redis]'
+	$(PIP) install -c constraints.txt -e '.[postgres,redis,client]'
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(PIP) install -c constraints.txt -e '.[postgres,redis,test]'
+	$(PIP) install -c constraints.txt -e '.[postgres,redis,client,test]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -41,7 +41,7 @@ bench: $(VENV)/.test-installed
 constraints:
 	rm -rf .venv-constraints
 	python3 -m venv .venv-constraints
-	.venv-constraints/bin/python -m pip --disable-pip-version-check -q install -e '.[postgres,redis,test]'
+	.venv-constraints/bin/python -m pip --disable-pip-version-check -q install -e '.[postgres,redis,client,test]'
 	{ echo "# The versions the tests ran with: make run and make test install within these."; \
 	  echo "# Refresh with \`make constraints\` (a fresh resolve of pyproject.toml's ranges), then run make test."; \
 	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^hookscope'; } > constraints.txt

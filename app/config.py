@@ -398,3 +398,18 @@ def server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
         workers=_int(env, "HOOKSCOPE_WORKERS", 1, minimum=1),
         worker_connections=_int(env, "HOOKSCOPE_WORKER_CONNECTIONS", 1000, minimum=10),
     )
+
+
+def client_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the command-line client keeps its state: $XDG_STATE_HOME/hookscope, else
+    ~/.local/state/hookscope (a relative XDG_STATE_HOME is ignored, as the XDG spec says)."""
+    env = os.environ if env is None else env
+    raw = env.get("XDG_STATE_HOME", "").strip()
+    base = Path(raw) if raw and Path(raw).is_absolute() else Path.home() / ".local" / "state"
+    return base / "hookscope"
+
+
+def client_read_key(env: Mapping[str, str] | None = None) -> str | None:
+    """Return the read key the command-line client takes from HOOKSCOPE_KEY, if set."""
+    env = os.environ if env is None else env
+    return env.get("HOOKSCOPE_KEY", "").strip() or None

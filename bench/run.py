@@ -1,7 +1,7 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
-        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward]
+        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,relay]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -35,6 +35,7 @@ import ingest
 import live_latency
 import memory
 import profiling
+import relay
 import scaleout
 from common import BareServer, cpu_seconds, problems, worker_pids
 
@@ -46,7 +47,7 @@ WORKER_ENV = {
     "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index", "forward"}
+SEPARATE = {"big", "memory", "scaleout", "index", "forward", "relay"}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -64,7 +65,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index,forward (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -136,6 +137,10 @@ def parse_args() -> argparse.Namespace:
         default=32,
         help="scaleout: wrk connections (the issue's ingest figures use 32 and 256)",
     )
+    ap.add_argument(
+        "--relay-rate", type=int, default=500, help="relay: captures a second through forward"
+    )
+    ap.add_argument("--relay-seconds", type=float, default=10.0, help="relay: seconds at that rate")
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
@@ -544,11 +549,12 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory, scaleout and index (as selected): each makes the servers it needs."""
+    """Run big, memory, scaleout, index, forward and relay (as selected): each makes the
+    servers it needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout", "index", "forward"):
+    for name in ("big", "memory", "scaleout", "index", "forward", "relay"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -560,6 +566,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 out[name] = forward.run(launch, harness, args.runs, args.seconds)
             elif name == "index":
                 out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
+            elif name == "relay":
+                out[name] = relay.run(launch, args.relay_rate, args.relay_seconds)
             elif name == "memory":
                 out[name] = memory.run(
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds

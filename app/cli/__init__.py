@@ -1,4 +1,10 @@
-"""The ``hookscope`` command: serve, create, list, prune, plus Flask's own (``db upgrade``)."""
+"""The ``hookscope`` command: serve, create, list, prune, plus Flask's own (``db upgrade``).
+
+``forward`` and ``tail`` (app/cli/relay.py, app/cli/tail.py) are clients of a server, anywhere:
+they sit on the group itself, so Flask's group finds them without loading the app, and they
+read none of the server's settings. The server commands import what they use when they run, so
+that a client command does not wait for the server's libraries to load.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,18 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import create_app
+from app.cli.relay import forward
+from app.cli.tail import tail
 from app.config import server_settings
-from app.domain.models import Bin
-from app.store import bins
-from app.web.links import bin_dict
 
 
 @click.group(cls=FlaskGroup, create_app=create_app)
 def main() -> None:
     """Hookscope: a self-hosted webhook inspector."""
+
+
+main.add_command(forward)
+main.add_command(tail)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -42,6 +51,9 @@ def _request_context():
 @with_appcontext
 def create(name: str) -> None:
     """Create a bin; print its capture URL, read key and share link."""
+    from app.store import bins
+    from app.web.links import bin_dict
+
     with _request_context():
         created = bins.create(name=name)
         shown = bin_dict(created.bin, created.read_key)
@@ -55,6 +67,7 @@ def create(name: str) -> None:
 @with_appcontext
 def list_bins() -> None:
     """List every bin: id, requests stored, expiry, name."""
+    from app.domain.models import Bin
     from app.extensions import db
 
     rows = db.session.scalars(db.select(Bin).order_by(Bin.created_at)).all()
@@ -71,6 +84,8 @@ def list_bins() -> None:
 @with_appcontext
 def prune() -> None:
     """Delete the bins whose expiry has passed."""
+    from app.store import bins
+
     expired = bins.prune()
     click.echo(f"pruned {len(expired)} expired bin(s)")
     for bin_id in expired:

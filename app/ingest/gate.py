@@ -167,7 +167,7 @@ class CaptureGate:
 
     def publish(self, recorded: Recorded, snap: Snapshot) -> None:
         """Tell watchers about the stored capture, and forward it where the bin says."""
-        live.publish_capture(recorded)
+        live.publish_capture(recorded, snap.headers, snap.body)
         if recorded.forwards:
             self.forward(recorded, snap)
 

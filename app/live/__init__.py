@@ -30,7 +30,7 @@ from flask import Flask
 
 from app.domain.models import BinDict, SummaryDict
 from app.extensions import socketio, under_gevent
-from app.live import fanout
+from app.live import fanout, full
 from app.live.publisher import Publisher
 from app.store.batch import Recorded
 
@@ -66,22 +66,30 @@ _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDicti
 _publishers: weakref.WeakKeyDictionary[sio.Server, Publisher] = weakref.WeakKeyDictionary()
 
 
-def _publish(event: str, data: Any, bin_id: str) -> None:
+def _publish(event: str, data: Any, bin_id: str, to: str | None = None) -> None:
     server = socketio.server
+    to = to or room(bin_id)
     if server.async_mode != "gevent":
         # Threads (tests, the CLI): send now, so the caller's next step sees it sent.
-        socketio.emit(event, data, to=room(bin_id))
+        socketio.emit(event, data, to=to)
         return
     publisher = _publishers.get(server)
     if publisher is None:
         # Made on first use, in the worker process (gunicorn builds the app in the master too).
         publisher = _publishers[server] = Publisher(server, _fanout_modes.get(server))
-    publisher.put(event, data, room(bin_id))
+    publisher.put(event, data, to)
 
 
-def publish_capture(recorded: Recorded) -> None:
-    """Tell every page watching the bin about a committed capture (and what retention dropped)."""
+def publish_capture(
+    recorded: Recorded, headers: list[list[str]] | None = None, body: bytes | None = None
+) -> None:
+    """Tell every page watching the bin about a committed capture (and what retention dropped);
+    with its headers and body, tell watchers of captures in full too (app/live/full.py)."""
     bin_id = recorded.summary["bin"]
+    if headers is not None and body is not None:
+        event = full.event_for(recorded.summary, headers, body)
+        if event is not None:
+            _publish(full.CAPTURED_FULL, event, bin_id, to=full.room(bin_id))
     _publish(CAPTURED, recorded.summary, bin_id)
     if recorded.dropped:
         publish_deleted(bin_id, recorded.dropped)

@@ -19,6 +19,9 @@ from app.inspect import signatures
 from .wire import TOKEN
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"})
+# Kept in place even when Connection names them: the client rewrites them where they stand
+# (wire.py), and dropping them would move them to another place in the header list.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 MAX_EDITED_HEADERS = 200
 EDITS = ("url", "method", "headers", "body", "body_base64", "append_path", "resign")
 
@@ -49,11 +52,8 @@ def capture_headers(headers: Sequence[Sequence[str]]) -> list[list[str]]:
         if str(name).lower() == "connection"
         for token in str(value).split(",")
     }
-    return [
-        [str(n), str(v)]
-        for n, v in headers
-        if str(n).lower() not in HOP_BY_HOP and str(n).lower() not in named
-    ]
+    dropped = HOP_BY_HOP | (named - _FRAMING)
+    return [[str(n), str(v)] for n, v in headers if str(n).lower() not in dropped]
 
 
 def edited(

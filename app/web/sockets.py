@@ -9,7 +9,7 @@ from flask_socketio import emit, join_room
 
 from app.domain.models import SummaryDict
 from app.extensions import socketio
-from app.live import CAPTURED, room
+from app.live import CAPTURED, full, room
 from app.store import requests as stored
 from app.web import access
 
@@ -29,6 +29,10 @@ def on_watch(data: Any) -> dict[str, Any]:
         return {"ok": False, "error": "no such bin, or this key does not open it"}
     # Join first, then read: a capture committed in between arrives twice, never zero times.
     join_room(room(bin_.id))
+    # A relay asks for captures in full (app/live/full.py), where this server offers them.
+    in_full = data.get("full") is True and full.offered()
+    if in_full:
+        join_room(full.room(bin_.id))
     missed = [] if after is None else _missed(bin_.id, after)
     for summary in missed:
         emit(CAPTURED, summary)
@@ -36,7 +40,8 @@ def on_watch(data: Any) -> dict[str, Any]:
     # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
     capped = len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"]
     gap = capped and missed[0]["seq"] > after + 1
-    return {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
+    answer = {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
+    return {**answer, "full": in_full} if "full" in data else answer
 
 
 def _missed(bin_id: str, after: int) -> list[SummaryDict]:
