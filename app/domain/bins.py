@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from app.config import MIN_BIN_MAX_BYTES
 from app.domain import keys
 from app.domain.expiry import expiry
 
@@ -21,8 +22,16 @@ NAME_MAX, DESCRIPTION_MAX = 200, 2000
 INGEST_FIELDS = {"basic": ("username", "password"), "bearer": ("token",)}
 # What a user may change (PATCH /api/v1/bins/<id>), and which of those the capture path reads:
 # changing one of those raises the bin's settings_version (app/domain/settings.py).
-CHANGEABLE = ("name", "description", "max_requests", "expires_after", "ingest_auth")
-CAPTURE_COLUMNS = {"max_requests", "expires_after", "ingest_auth", "ingest_secret_hash"}
+CHANGEABLE = ("name", "description", "max_requests", "max_bytes", "expires_after", "ingest_auth")
+CAPTURE_COLUMNS = {
+    "max_requests",
+    "max_bytes",
+    "expires_after",
+    "ingest_auth",
+    "ingest_secret_hash",
+}
+# The smallest byte budget a bin may have: room for a request's head and a small body.
+MIN_MAX_BYTES = MIN_BIN_MAX_BYTES
 
 
 class Invalid(ValueError):
@@ -49,6 +58,7 @@ def new_bin_values(
         "created_at": now,
         "last_seq": 0,
         "request_count": 0,
+        "stored_bytes": 0,
         "max_requests": config["HOOKSCOPE_DEFAULT_MAX_REQUESTS"],
         "expires_after": expires_after,
         "expires_at": expiry(expires_after, now),
@@ -86,6 +96,23 @@ def _max_requests(config: Mapping[str, Any], value: object) -> int:
             "(the operator sets the ceiling with HOOKSCOPE_MAX_REQUESTS_CEILING)",
         )
     return value
+
+
+def _max_bytes(config: Mapping[str, Any], value: object) -> int | None:
+    """A bin's own byte budget: from MIN_MAX_BYTES up to the operator's ceiling, or None to
+    follow the ceiling (HOOKSCOPE_BIN_MAX_BYTES) wherever the operator sets it."""
+    ceiling = config["HOOKSCOPE_BIN_MAX_BYTES"]
+    if value is None:
+        return None
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or not MIN_MAX_BYTES <= value <= ceiling:  # type: ignore[operator]
+        raise Invalid(
+            "bad_max_bytes",
+            f"max_bytes must be a whole number of bytes from {MIN_MAX_BYTES} to {ceiling}, or null"
+            " for the server's default (the operator sets the ceiling with"
+            " HOOKSCOPE_BIN_MAX_BYTES)",
+        )
+    return value  # type: ignore[return-value]
 
 
 def _expires_after(config: Mapping[str, Any], value: object) -> int | None:
@@ -141,6 +168,8 @@ def validated(
         values["description"] = text(changes["description"], DESCRIPTION_MAX, "description")
     if "max_requests" in changes:
         values["max_requests"] = _max_requests(config, changes["max_requests"])
+    if "max_bytes" in changes:
+        values["max_bytes"] = _max_bytes(config, changes["max_bytes"])
     if "expires_after" in changes:
         values["expires_after"] = _expires_after(config, changes["expires_after"])
         values["expires_at"] = expiry(values["expires_after"], now)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.domain.budgets import effective_max_bytes
 from app.extensions import db
 
 
@@ -53,6 +55,8 @@ class BinDict(TypedDict):
     last_seq: int
     request_count: int
     max_requests: int
+    max_bytes: int | None
+    stored_bytes: int
     expires_at: str | None
     expires_after: int | None
     ingest_auth: str | None
@@ -129,8 +133,17 @@ class Bin(db.Model):
     fixed: Mapped[bool] = mapped_column(default=False)
     # Raised by every change to what the capture path reads (app/domain/settings.py).
     settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The bin's own byte budget (NULL: the operator's HOOKSCOPE_BIN_MAX_BYTES, which also caps
+    # it), and the bytes its requests hold as stored (app/domain/budgets.py), kept by the same
+    # transactions that change its requests.
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_capture_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who created it, as an authenticating proxy named them (HOOKSCOPE_TRUSTED_USER_HEADER).
+    created_by: Mapped[str | None] = mapped_column(String(200))
 
-    def to_dict(self) -> BinDict:
+    def to_dict(self, bin_max_bytes: int | None = None) -> BinDict:
+        """The bin as its readers see it; ``bin_max_bytes`` is the operator's ceiling."""
         return {
             "id": self.id,
             "name": self.name,
@@ -139,6 +152,8 @@ class Bin(db.Model):
             "last_seq": self.last_seq,
             "request_count": self.request_count,
             "max_requests": self.max_requests,
+            "max_bytes": effective_max_bytes(self.max_bytes, bin_max_bytes),
+            "stored_bytes": self.stored_bytes,
             "expires_at": isoformat(self.expires_at) if self.expires_at else None,
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
@@ -167,6 +182,9 @@ class CapturedRequest(db.Model):
     rejected: Mapped[bool] = mapped_column(default=False)
     # Pinned requests survive retention.
     pinned: Mapped[bool] = mapped_column(default=False)
+    # What the request holds as stored (body, header list, URL: app/domain/budgets.py); its bin's
+    # stored_bytes is the sum of these.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 

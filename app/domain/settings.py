@@ -46,6 +46,8 @@ class BinSettings:
     expires_after: int | None
     ingest_auth: str | None
     ingest_secret_hash: str | None
+    # The bin's own byte budget; None: the operator's HOOKSCOPE_BIN_MAX_BYTES, which caps it.
+    max_bytes: int | None
 
     def allows(self, authorization: str | None) -> bool:
         """Tell whether a capture passes the bin's ingest protection."""

@@ -4,7 +4,8 @@ Captures do not go through Flask. They need none of what Flask does for pages (r
 CSRF, templates, error pages), and at thousands of captures a second that work was most of the
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
 everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
-(429), read the body within its size and time limits (413, 408, 400 for a body cut short), store it
+(429), check the instance's storage budget and free disk space (507), read the body within its
+size and time limits and the bin's byte budget (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
 something not stored), publish it to live watchers, answer, and log one structured line.
 """
@@ -20,13 +21,15 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import live
-from app.domain import clock, paths
+from app.domain import budgets, clock, paths
 from app.extensions import under_gevent
 from app.ingest import snapshot
-from app.ingest.body import Environ, Refused, read_body
+from app.ingest.body import Environ, Refused, content_length, read_body, unread
 from app.ingest.limits import CaptureLimits
 from app.runtime import logs
 from app.runtime.logs import printable
+from app.store.batch import headers_json
+from app.store.budget import budget_of
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
 from app.store.settings import cache_of
@@ -47,6 +50,7 @@ _REASONS = {
     413: "Content Too Large",
     429: "Too Many Requests",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 StartResponse = Callable[..., Any]
@@ -61,6 +65,7 @@ class CaptureGate:
         self.downstream = downstream
         self.limits = CaptureLimits(app)
         self.settings = cache_of(app)
+        self.budget = budget_of(app)
         self._gevent = under_gevent()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -106,15 +111,27 @@ class CaptureGate:
         if spent is not None:
             message, retry = spent
             raise Refused(429, message, **{"Retry-After": str(retry)})
-        body = read_body(environ, self.config, self._gevent)
+        full = self.budget.refusal(bin_id, content_length(environ) or 0)
+        if full is not None:
+            raise unread(environ, 507, full.message)
+        max_bytes = budgets.effective_max_bytes(
+            settings.max_bytes, self.config["HOOKSCOPE_BIN_MAX_BYTES"]
+        )
+        body = read_body(environ, self.config, self._gevent, max_bytes)
         snap = snapshot.take(
             environ,
             body,
             mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
             received_at=received_at,
         )
+        stored_headers = headers_json(snap.headers)
+        size = budgets.stored_size(len(body), stored_headers, snap.url)
+        if max_bytes is not None and size > max_bytes:
+            raise Refused(413, budgets.too_big_for_bin(size, max_bytes, "request").message)
         try:
-            recorded = recorder_of(self.app).record(bin_id, snap, environ.get("HTTP_AUTHORIZATION"))
+            recorded = recorder_of(self.app).record(
+                bin_id, snap, environ.get("HTTP_AUTHORIZATION"), stored_headers
+            )
         except StorageUnavailable:
             raise self.unavailable() from None
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
@@ -122,6 +139,7 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
+        self.budget.note(bin_id, size - recorded.freed_bytes, recorded.bin_bytes)
         live.publish_capture(recorded)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:

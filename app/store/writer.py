@@ -21,9 +21,13 @@ class Writer:
 
     sqlite = False
 
-    def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self, engine: Engine, busy_timeout_ms: int = 30_000, bin_max_bytes: int | None = None
+    ) -> None:
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
+        # The operator's byte budget per bin (HOOKSCOPE_BIN_MAX_BYTES); caps each bin's own.
+        self.bin_max_bytes = bin_max_bytes
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
@@ -46,12 +50,12 @@ class Writer:
         raise err
 
 
-def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
+def writer_for(engine: Engine, busy_timeout_ms: int, bin_max_bytes: int | None = None) -> Writer:
     """The writer for the engine's database."""
     if engine.dialect.name == "sqlite":
         from app.store.sqlite import SqliteWriter
 
-        return SqliteWriter(engine, busy_timeout_ms)
+        return SqliteWriter(engine, busy_timeout_ms, bin_max_bytes)
     from app.store.postgres import PostgresWriter
 
-    return PostgresWriter(engine, busy_timeout_ms)
+    return PostgresWriter(engine, busy_timeout_ms, bin_max_bytes)

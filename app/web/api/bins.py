@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, url_for
+from flask import Response, current_app, jsonify, url_for
 
 from app import live
 from app.store import bins
@@ -43,7 +43,7 @@ def update_bin(bin_id: str) -> Response:
     """Rename, describe, or change a bin's limit, expiry or ingest protection."""
     bin_ = bins.update_bin(readable_or_404(bin_id), json_object())
     body = bin_dict(bin_)
-    live.publish_bin(bin_.to_dict())
+    live.publish_bin(bin_.to_dict(current_app.config["HOOKSCOPE_BIN_MAX_BYTES"]))
     return jsonify(body)
 
 
