@@ -1,4 +1,4 @@
-"""The ``hookscope`` command: serve, create, list, prune, plus Flask's own (``db upgrade``)."""
+"""The ``hookscope`` command: serve, create, list, prune, admin, and Flask's ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -79,5 +79,7 @@ def prune() -> None:
 
 def init_app(app) -> None:
     """Add the operator commands to ``flask``/``hookscope`` for this app."""
-    for command in (create, list_bins, prune):
+    from app.cli.admin import admin_group
+
+    for command in (create, list_bins, prune, admin_group):
         app.cli.add_command(command)

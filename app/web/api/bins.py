@@ -6,7 +6,7 @@ from flask import Response, current_app, jsonify, url_for
 
 from app import live
 from app.store import bins
-from app.web import access
+from app.web import access, operators
 from app.web.api import bp
 from app.web.api.params import json_object, readable_or_404
 from app.web.errors import Refused
@@ -17,8 +17,13 @@ from app.web.links import bin_dict
 @bp.post("/bins")
 @limited("HOOKSCOPE_RATE_LIMIT_CREATE", scope="create-bin")
 def create_bin() -> tuple[Response, int, dict[str, str]]:
-    """Create a bin; the answer carries its read key, which this browser also keeps."""
-    created = bins.create(settings=json_object())
+    """Create a bin; the answer carries its read key, which this browser also keeps.
+
+    Where the operator restricts creation, this needs the create token or a trusted user
+    (app/web/operators.py).
+    """
+    created_by = operators.creator()
+    created = bins.create(settings=json_object(), created_by=created_by)
     access.remember(created.bin.id, created.read_key)
     location = url_for("api.get_bin", bin_id=created.bin.id)
     return jsonify(bin_dict(created.bin, created.read_key)), 201, {"Location": location}
