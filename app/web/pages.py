@@ -40,8 +40,9 @@ def create_bin() -> Response | tuple[str, int]:
     A create token typed into the home page is checked here and kept in the session.
     """
     presented = request.form.get("create_token", "")
-    if presented:
-        operators.grant(operators.CREATE, presented)
+    if presented and not operators.grant(operators.CREATE, presented):
+        wrong = "that is not this server's create token (HOOKSCOPE_CREATE_TOKEN); ask its operator"
+        return _home(wrong), 401
     try:
         created_by = operators.creator()
     except Refused as refused:
