@@ -55,8 +55,7 @@ def admin_group() -> None:
 @with_appcontext
 def usage(limit: int, after: str | None) -> None:
     """Print the instance's storage and its bins, the ones holding the most bytes first."""
-    totals = admin.totals()
-    storage = figures_of(current_app)
+    storage = totals = figures_of(current_app, fresh=True)
     budget, free = storage["max_storage_bytes"], storage["free_disk_bytes"]
     click.echo(
         f"{totals['bins']:,} bins, {totals['requests']:,} requests, "

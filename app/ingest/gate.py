@@ -139,7 +139,8 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
-        self.budget.note(bin_id, size - recorded.freed_bytes, recorded.bin_bytes)
+        added = size - recorded.freed_bytes, 1 - len(recorded.dropped)
+        self.budget.note(bin_id, *added, recorded.bin_bytes)
         live.publish_capture(recorded)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:

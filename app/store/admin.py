@@ -1,9 +1,8 @@
 """The operator's view of every bin: biggest first, keyset-paginated, never a secret.
 
-Reads the ``bins`` rows only (their counters are kept by the writers), so a page costs one
-scan of ``bins`` and a top-N sort: 100,000 bins answer in tens of milliseconds
-(bench/operator.py). An index on ``stored_bytes`` would spare the scan but be rewritten by every
-capture, and on PostgreSQL would stop the bins row's updates from being HOT.
+Reads the ``bins`` rows only (their counters are kept by the writers), walking the index on
+``(stored_bytes, id)`` from its top, so a page costs the same with 100 bins or 100,000
+(bench/budgets.py, "admin"). The instance's totals come from app/store/budget.py's figures.
 
 Sorts are a table: a new one (traffic, once bins count their captures and refusals per hour)
 is a row in ``SORTS`` naming its column; the cursor is ``<value>.<bin id>`` of the last row.
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 
 from app.domain.budgets import effective_max_bytes
 from app.domain.models import Bin, isoformat
@@ -102,15 +101,3 @@ def page(
     rows = rows[:limit]
     cursor = f"{getattr(rows[-1], column.key)}.{rows[-1].id}" if more else None
     return rows, cursor
-
-
-def totals() -> dict[str, int]:
-    """Every bin counted: bins, requests stored, bytes stored."""
-    bins, requests, stored = db.session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Bin.request_count), 0),
-            func.coalesce(func.sum(Bin.stored_bytes), 0),
-        ).select_from(Bin)
-    ).one()
-    return {"bins": int(bins), "requests": int(requests), "stored_bytes": int(stored)}

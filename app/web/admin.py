@@ -11,7 +11,6 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.store import admin
 from app.store.budget import figures_of
 from app.web import operators
 from app.web.api.admin import listing, remove
@@ -39,7 +38,6 @@ def show() -> str | tuple[str, int]:
         bins=[row.to_dict(ceiling) for row in rows],
         next_cursor=cursor,
         first_page=not request.args.get("after"),
-        totals=admin.totals(),
         storage=figures_of(current_app),
     )
 

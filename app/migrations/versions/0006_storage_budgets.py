@@ -7,7 +7,8 @@ Create Date: 2026-12-04
 Each request counts what it holds as stored (body, header list, URL: app/domain/budgets.py) and
 each bin the sum over its requests, so the capture path never sums a bin. Requests stored before
 this revision are counted once here. ``max_bytes`` NULL follows the operator's
-HOOKSCOPE_BIN_MAX_BYTES; ``last_capture_at`` and ``created_by`` are for the admin view.
+HOOKSCOPE_BIN_MAX_BYTES; ``last_capture_at``, ``created_by`` and the index on ``stored_bytes``
+are for the admin view (biggest first) and the instance's total.
 """
 
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ def upgrade():
     op.add_column("bins", sa.Column("max_bytes", sa.BigInteger(), nullable=True))
     op.add_column("bins", sa.Column("last_capture_at", sa.DateTime(), nullable=True))
     op.add_column("bins", sa.Column("created_by", sa.String(length=200), nullable=True))
+    op.create_index("ix_bins_stored_bytes", "bins", ["stored_bytes", "id", "request_count"])
     size = _SIZE[op.get_bind().dialect.name]
     op.execute(
         f"UPDATE requests SET stored_bytes = (SELECT {size} FROM payloads AS p"  # noqa: S608
@@ -51,6 +53,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_bins_stored_bytes", table_name="bins")
     # DROP COLUMN in place (SQLite 3.35+): a batch rebuild of requests would drop the search
     # index's triggers with the old table.
     for table, column in (

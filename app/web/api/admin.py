@@ -20,16 +20,13 @@ from app.web.errors import Refused
 
 @bp.get("/admin/bins")
 def admin_bins() -> Response:
-    """List every bin, the ones holding the most bytes first, with the instance's totals."""
+    """List every bin, the ones holding the most bytes first, with the instance's figures."""
     who = operators.operator()
     rows, cursor = listing()
     operators.log_action(who, "list", after=request.args.get("after") or "-")
     ceiling = current_app.config["HOOKSCOPE_BIN_MAX_BYTES"]
     return jsonify(
-        bins=[row.to_dict(ceiling) for row in rows],
-        next=cursor,
-        totals=admin.totals(),
-        storage=figures_of(current_app),
+        bins=[row.to_dict(ceiling) for row in rows], next=cursor, storage=figures_of(current_app)
     )
 
 
