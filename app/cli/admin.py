@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.domain.budgets import human
-from app.runtime.logs import printable
+from app.logs import printable
 from app.store import admin
 from app.store.budget import figures_of
 

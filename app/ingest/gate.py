@@ -20,15 +20,16 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
+from app import live, logs
 from app.domain import budgets, clock, paths
+from app.domain.capture import Snapshot
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, content_length, read_body, unread
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs
-from app.runtime.logs import printable
-from app.store.batch import headers_json
+from app.logs import printable
+from app.outbound.bounds import forwarder_of
+from app.store.batch import Recorded, headers_json
 from app.store.budget import budget_of
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
@@ -142,12 +143,23 @@ class CaptureGate:
         added = size - recorded.freed_bytes, 1 - len(recorded.dropped)
         self.budget.note(bin_id, *added, recorded.bin_bytes)
         live.publish_capture(recorded)
+        if recorded.forwards:
+            self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
         return 200, "ok", seq
+
+    def forward(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Hand the stored tries to this process's forwarder; without one (not a server's
+        worker) they wait in the table for one."""
+        forwarder = forwarder_of(self.app)
+        if forwarder is not None:
+            forwarder.offer(
+                recorded, snap.method, snap.path, snap.query_string, snap.headers, snap.body
+            )
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and

@@ -14,7 +14,7 @@ from typing import Any
 import limits
 from flask import Flask
 
-from app.web.limits import LIMITER
+from app.extensions import LIMITER
 
 
 class CaptureLimits:

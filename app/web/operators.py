@@ -25,7 +25,7 @@ import logging
 from flask import current_app, request, session
 
 from app.domain import keys
-from app.runtime.logs import printable
+from app.logs import printable
 from app.web.access import bearer_token
 from app.web.errors import Refused
 
