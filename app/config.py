@@ -132,6 +132,49 @@ def _header_name(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` captures at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: int
+    text: str  # as configured, for messages
+
+
+_BURST = re.compile(r"^(?P<rate>.+?)\s+burst\s+(?P<burst>[0-9_]+)$", re.IGNORECASE)
+
+
+def parse_capture_rate(text: str) -> Rate:
+    """Read ``600/minute`` or ``600/minute burst 3000`` (without a burst: the rate's own count).
+
+    Raises ValueError for anything else.
+    """
+    text = " ".join(text.split())
+    match = _BURST.match(text)
+    rate, burst = (match["rate"], int(match["burst"].replace("_", ""))) if match else (text, None)
+    items = limits.parse_many(rate)
+    if len(items) != 1:
+        raise ValueError("one rate only")
+    item = items[0]
+    burst = item.amount if burst is None else burst
+    if item.amount < 1 or burst < 1:
+        raise ValueError("a rate and a burst of at least 1")
+    return Rate(item.amount / item.get_expiry(), burst, text)
+
+
+def _capture_rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a capture limit like ``1200/minute burst 6000`` (``off``: returned as "")."""
+    raw = env.get(name, "").strip() or default
+    if raw.lower() == "off":
+        return ""
+    try:
+        return parse_capture_rate(raw).text
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} must be like 1200/minute, or 1200/minute burst 6000, or off"
+        ) from None
+
+
 def _public_url(env: Mapping[str, str]) -> str:
     raw = env.get("HOOKSCOPE_PUBLIC_URL", "").strip().rstrip("/")
     if raw and not raw.startswith(("http://", "https://")):
@@ -264,11 +307,28 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_ADMIN_TOKEN": _token(env, "HOOKSCOPE_ADMIN_TOKEN"),
         "HOOKSCOPE_TRUSTED_USER_HEADER": _header_name(env, "HOOKSCOPE_TRUSTED_USER_HEADER"),
         # Floods: captures per sender address and per bin, bin creation per address.
+        # Floods: captures per sender address (an IPv6 /64), per bin and in all, bin creation
+        # per address, 404s on bins per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
-        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _rate(
-            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "600/minute"
+        # Token buckets (app/ingest/buckets.py): a burst taken whole, then the rate. Sized so
+        # that two providers' bursts of 2,000 at once pass even through a tunnel, where every
+        # sender is 127.0.0.1, while a flood is held to 20 a second (README, "Flood limits").
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "1200/minute burst 6000"
         ),
-        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute burst 3000"
+        ),
+        # All captures together, whoever sends: the ceiling a crowd of senders (many addresses,
+        # many IPv6 /64s) meets. Above what the per-address and per-bin limits let through for
+        # two providers' bursts at once.
+        "HOOKSCOPE_RATE_LIMIT_GLOBAL": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_GLOBAL", "6000/minute burst 12000"
+        ),
+        # Pages and API calls on a bin answered 404 (no such bin, or a wrong key), per address.
+        "HOOKSCOPE_RATE_LIMIT_NOT_FOUND": _rate(
+            env, "HOOKSCOPE_RATE_LIMIT_NOT_FOUND", "120/minute"
+        ),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
@@ -304,6 +364,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "hookscope",
         "PERMANENT_SESSION_LIFETIME": 180 * DAY,
+        # Written only when it changes (app/web/security.py says why); it lasts 180 days from then.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # CSRF tokens live as long as the session: a page left open for hours keeps working.
         "WTF_CSRF_TIME_LIMIT": None,
         # Flask-WTF's HTTPS check wants a Referer, which every page here turns off (no-referrer).
@@ -311,6 +373,24 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # API bodies are small JSON; the capture route reads its body itself with its own limit.
         "MAX_CONTENT_LENGTH": 1 * MIB,
     }
+
+
+def warnings(settings: Mapping[str, Any]) -> list[str]:
+    """Say what in these settings works, but not as the operator most likely meant it."""
+    found = []
+    if (
+        settings["HOOKSCOPE_PUBLIC_URL"].startswith("https://")
+        and not settings["HOOKSCOPE_PROXY_COUNT"]
+    ):
+        found.append(
+            f"HOOKSCOPE_PUBLIC_URL is {settings['HOOKSCOPE_PUBLIC_URL']} but"
+            " HOOKSCOPE_PROXY_COUNT=0 trusts no proxy, so whatever terminates TLS in front of"
+            " Hookscope (a proxy, a tunnel) is not believed when it says the request came over"
+            " HTTPS: the session cookie, which holds read keys, is sent without Secure. Set"
+            " HOOKSCOPE_PROXY_COUNT to the number of proxies in front (1 for one proxy or a"
+            " tunnel)."
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ class Gunicorn:
                     and requests.get(self.url + "/healthz", timeout=1).status_code == 200
                 ):
                     return self
-            except requests.ConnectionError:
+            # Not up yet, or a worker just booted on a busy machine answering its first request
+            # slowly: ask again until the deadline.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.05)
         self.stop()

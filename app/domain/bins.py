@@ -6,7 +6,7 @@ no database, no request. app/store/bins.py stores what these rules produce.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -43,12 +43,22 @@ CAPTURE_COLUMNS = {
 MIN_MAX_BYTES = MIN_BIN_MAX_BYTES
 
 
+# Where an operator declares fixed bins; refusals name them so the reader knows where to look.
+DECLARED_IN = "HOOKSCOPE_FIXED_BINS or HOOKSCOPE_BINS_FILE"
+# What a key holder can do to a bin (the API's changes), for ``refused_change``.
+CHANGES = ("update", "clear", "delete_request", "pin", "replay", "delete_bin")
+
+
 class Invalid(ValueError):
     """A change to a bin that its rules refuse; the message says which and why."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NotAllowed(Invalid):
+    """A change this kind of bin never takes (a public or a fixed bin), whatever its values."""
 
 
 def new_bin_values(
@@ -190,6 +200,43 @@ def validated(
         except forwarding.BadTargets as err:
             raise Invalid("bad_forward_to", str(err)) from None
     return values
+
+
+def refused_change(
+    bin_id: str, *, fixed: bool, public: bool, change: str, fields: Collection[str] = ()
+) -> NotAllowed | None:
+    """Say why a bin's kind forbids a change (one of ``CHANGES``), or None when it is allowed.
+
+    A public bin (a fixed bin declared without a read key) is read-only: anyone can read it, so
+    letting "key holders" change it would let anyone set its ingest auth, clear or delete it.
+    Pinning is a change too: it decides what retention keeps; so is a replay, kept on its
+    request as an attempt (and sent by this server at anyone's word). A fixed bin, public or not, is
+    the operator's: it never expires and comes back at every start, so its expiry cannot be set
+    and deleting it is refused rather than undone at the next start.
+    """
+    if change not in CHANGES:
+        raise ValueError(f"unknown change {change!r}")
+    if public:
+        return NotAllowed(
+            "read_only_bin",
+            f"bin {bin_id} is public, and public bins are read-only: anyone can read it, nobody"
+            f" can change it. Its operator declared it without a read_key ({DECLARED_IN});"
+            " declared with one, its key holders can manage it.",
+        )
+    if fixed and change == "delete_bin":
+        return NotAllowed(
+            "fixed_bin",
+            f"bin {bin_id} is fixed: it is declared in the server's configuration ({DECLARED_IN})"
+            " and would be back at the next start. Remove it there to be rid of it; Clear empties"
+            " it.",
+        )
+    if fixed and change == "update" and "expires_after" in fields:
+        return NotAllowed(
+            "fixed_bin",
+            f"bin {bin_id} is fixed: it is declared in the server's configuration ({DECLARED_IN})"
+            " and never expires, so expires_after cannot be set.",
+        )
+    return None
 
 
 def touches_capture(values: Mapping[str, object]) -> bool:

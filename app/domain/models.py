@@ -64,6 +64,7 @@ class BinDict(TypedDict):
     expires_after: int | None
     ingest_auth: str | None
     fixed: bool
+    public: bool
     forward_to: list[str]
 
 
@@ -151,6 +152,11 @@ class Bin(db.Model):
     # Auto-forward targets, a JSON list of URLs (NULL: none); see app/domain/forwarding.py.
     forward_to: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def public(self) -> bool:
+        """Tell whether anyone may read this bin (and so nobody may change it)."""
+        return self.read_key_hash is None
+
     def to_dict(self, bin_max_bytes: int | None = None) -> BinDict:
         """The bin as its readers see it; ``bin_max_bytes`` is the operator's ceiling."""
         return {
@@ -167,6 +173,7 @@ class Bin(db.Model):
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
             "fixed": self.fixed,
+            "public": self.public,
             "forward_to": json.loads(self.forward_to) if self.forward_to else [],
         }
 
@@ -323,3 +330,21 @@ def body_value(body: bytes, truncated: bool = False) -> dict[str, Any]:
 
 def _iso(moment: datetime | None) -> str | None:
     return isoformat(moment) if moment is not None else None
+
+
+class BinUsage(db.Model):
+    """What a bin took and refused, per period of ``usage.PERIOD_SECONDS`` (app/store/usage.py).
+
+    ``reason`` is "captured" for what was stored, else why the capture was refused
+    (app/domain/refusals.py); ``bytes`` counts stored bodies.
+    """
+
+    __tablename__ = "bin_usage"
+    __table_args__ = (Index("ix_bin_usage_period", "period"),)
+
+    bin_id: Mapped[str] = mapped_column(ForeignKey("bins.id", ondelete="CASCADE"), primary_key=True)
+    # Unix time (seconds, UTC) at the start of the period.
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

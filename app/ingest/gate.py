@@ -3,9 +3,10 @@
 Captures do not go through Flask. They need none of what Flask does for pages (routing, sessions,
 CSRF, templates, error pages), and at thousands of captures a second that work was most of the
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
-everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
-(429), check the instance's storage budget and free disk space (507), read the body within its
-size and time limits and the bin's byte budget (413, 408, 400 for a body cut short), store it
+everything else on. What it does, in order: find the bin's settings, apply the flood limits (429;
+a request for a bin that does not exist counts against its sender and the server before its 404),
+check the instance's storage budget and free disk space (507), read the body within its size and
+time limits and the bin's byte budget (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
 something not stored), publish it to live watchers, answer, and log one structured line.
 """
@@ -21,12 +22,14 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import live, logs
-from app.domain import budgets, clock, paths
+from app.domain import budgets, clock, keys, paths
 from app.domain.capture import Snapshot
+from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, content_length, read_body, unread
 from app.ingest.limits import CaptureLimits
+from app.ingest.tally import tally_of
 from app.logs import printable
 from app.outbound.bounds import forwarder_of
 from app.store.batch import Recorded, headers_json
@@ -65,6 +68,7 @@ class CaptureGate:
         self.config = app.config
         self.downstream = downstream
         self.limits = CaptureLimits(app)
+        self.tally = tally_of(app)
         self.settings = cache_of(app)
         self.budget = budget_of(app)
         self._gevent = under_gevent()
@@ -78,6 +82,12 @@ class CaptureGate:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
+            # Never silent: the bin's page and API show what was refused and why. (A 503 can
+            # come before the bin is known: an id no bin could have is not kept per bin.)
+            if refusal.reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
+                self.tally.count_process(refusal.reason)
+            else:
+                self.tally.count(bin_id, refusal.reason)
         body = (text + "\n").encode()
         logs.info(
             log,
@@ -106,15 +116,17 @@ class CaptureGate:
         except DBAPIError as err:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
-        if settings is None:
-            raise Refused(404, "no such bin")
-        spent = self.limits.check(environ, bin_id)
+        # A flood of made-up ids spends its sender's budget too, and then gets 429.
+        spent = self.limits.check(environ, None if settings is None else bin_id)
         if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+            raise Refused(
+                429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
+            )
+        if settings is None:
+            raise Refused(404, "no such bin", reason="no_such_bin")
         full = self.budget.refusal(bin_id, content_length(environ) or 0)
         if full is not None:
-            raise unread(environ, 507, full.message)
+            raise unread(environ, 507, full.message, full.code)
         max_bytes = budgets.effective_max_bytes(
             settings.max_bytes, self.config["HOOKSCOPE_BIN_MAX_BYTES"]
         )
@@ -128,7 +140,8 @@ class CaptureGate:
         stored_headers = headers_json(snap.headers)
         size = budgets.stored_size(len(body), stored_headers, snap.url)
         if max_bytes is not None and size > max_bytes:
-            raise Refused(413, budgets.too_big_for_bin(size, max_bytes, "request").message)
+            too_big = budgets.too_big_for_bin(size, max_bytes, "request")
+            raise Refused(413, too_big.message, reason="bin_budget")
         try:
             recorded = recorder_of(self.app).record(
                 bin_id, snap, environ.get("HTTP_AUTHORIZATION"), stored_headers
@@ -138,15 +151,17 @@ class CaptureGate:
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
         added = size - recorded.freed_bytes, 1 - len(recorded.dropped)
         self.budget.note(bin_id, *added, recorded.bin_bytes)
+        self.tally.count(bin_id, CAPTURED, len(body))
         live.publish_capture(recorded)
         if recorded.forwards:
             self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
+            self.tally.count(bin_id, "unauthorized")
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
@@ -169,6 +184,7 @@ class CaptureGate:
         return Refused(
             503,
             "storage is unavailable; nothing was stored, retry later",
+            reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
 

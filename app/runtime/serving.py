@@ -43,21 +43,24 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
+    """Warn about doubtful settings; create or upgrade the schema and the operator's fixed bins,
+    once, before workers start."""
     from flask_migrate import upgrade
 
-    from app import create_app, internals
-    from app.ingest import server
+    from app import config, create_app, internals
+    from app.ingest import server as ingest_server  # not to hide ``server``, gunicorn's arbiter
     from app.live import fanout
     from app.store import bins, engine
 
     # Before anything runs on a library that lacks what it relies on.
-    internals.enforce(server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
+    internals.enforce(ingest_server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
     # boot).
     app = create_app({"RATELIMIT_ENABLED": False})
+    for message in config.warnings(app.config):
+        server.log.warning(message)
     with app.app_context():
         upgrade()
         bins.ensure_fixed(app.config["HOOKSCOPE_FIXED_BINS"])
@@ -82,12 +85,13 @@ def map_big_allocations() -> bool:
 
 
 def post_worker_init(worker) -> None:
-    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins;
-    give big bodies' memory back when they are stored."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins and
+    adding usage counts; give big bodies' memory back when they are stored."""
     import logging
     import sys
 
     from app import logs
+    from app.ingest import tally
     from app.runtime import forwarder, janitor
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
@@ -105,6 +109,7 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    tally.start(worker.wsgi)
     forwarder.start(worker.wsgi)
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
     # long as the worker. Frozen, the collector's full passes skip it: each one walked all of it,
@@ -116,9 +121,18 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
-    next worker resumes them at once rather than when their lease runs out."""
+    next worker resumes them at once rather than when their lease runs out; add the worker's last
+    usage counts (a graceful stop loses none)."""
+    from app.ingest import tally
     from app.runtime import forwarder
 
     running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
     if running is not None:
         running.stop(wait_seconds=graceful_timeout / 2)
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    try:
+        tally.flush(app)
+    except Exception:  # leaving anyway: never turn a clean exit into a crash
+        app.logger.exception("adding the last usage counts failed")

@@ -11,6 +11,7 @@ from app.extensions import csrf
 from app.web import (
     admin,
     api,
+    crosssite,
     csp_reports,
     errors,
     health,
@@ -24,6 +25,7 @@ from app.web import (
 def init_app(app: Flask) -> None:
     """Register the pages, the API, the health checks and CSP reports, with their protections."""
     security.init_app(app)
+    crosssite.init_app(app)  # before CSRF: a forged change is refused as such, not as tokenless
     csrf.init_app(app)
     # API calls are checked by how they authenticate (app/web/api/); captures never reach Flask.
     csrf.exempt(api.bp)

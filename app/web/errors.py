@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app import live
-from app.domain.bins import Invalid
+from app.domain.bins import Invalid, NotAllowed
 from app.extensions import db
 from app.store.errors import StorageUnavailable
 
@@ -63,6 +63,7 @@ def init_app(app: Flask) -> None:
         Refused, lambda err: refusal(err.status, err.code, err.message, err.headers)
     )
     app.register_error_handler(Invalid, lambda err: refusal(400, err.code, str(err)))
+    app.register_error_handler(NotAllowed, lambda err: refusal(403, err.code, str(err)))
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_unavailable)

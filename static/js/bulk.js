@@ -41,6 +41,7 @@ async function replayOne(apiUrl, seq, payload, stopped) {
 
 export function initBulk(apiUrl, binId, list) {
   const form = byId("bulk-panel");
+  if (!form) return; // a public bin's page: read-only, no replays
   const url = byId("bulk-url");
   const start = byId("bulk-start");
   const stop = byId("bulk-stop");

@@ -176,10 +176,12 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  constructor(root, apiUrl, binId) {
+  /** `readOnly`: a public bin, whose requests nobody may replay, pin or delete (no buttons). */
+  constructor(root, apiUrl, binId, readOnly = false) {
     this.root = root;
     this.apiUrl = apiUrl;
     this.binId = binId;
+    this.readOnly = readOnly;
     this.placeholder = root.querySelector("#detail-placeholder");
     this.token = 0;
     this.seq = null;
@@ -254,11 +256,11 @@ export class DetailPane {
       h(
         "span",
         { class: "detail-actions" },
-        button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
-        button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
+        this.readOnly ? null : button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
+        this.readOnly ? null : button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
         button("Copy as…", "copy-as-open", () => { replay.form.hidden = true; copyAs.open(); }),
-        this.pinButton,
-        remove,
+        this.readOnly ? null : this.pinButton,
+        this.readOnly ? null : remove,
       ),
     );
     const headers = Array.isArray(detail.headers) ? detail.headers : [];

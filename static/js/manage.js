@@ -56,18 +56,21 @@ export function showDeleted() {
   for (const el of document.querySelectorAll("#delete-bin, #clear-bin, #rename, .detail-actions button")) el.disabled = true;
 }
 
-/** Wire the bin's own controls. */
+/** Wire the bin's own controls; a public bin's page has none but Share (it is read-only). */
 export function initManage(main) {
   const apiUrl = main.dataset.apiUrl;
   showBin({
     id: main.dataset.binId,
-    name: byId("rename-input").value,
+    name: main.dataset.binName,
     created_at: byId("bin-created")?.getAttribute("datetime"),
     expires_at: byId("bin-expires")?.getAttribute("datetime"),
   });
-  initRename(apiUrl);
-  armTwice(byId("clear-bin"), "Clear all but pinned?", () =>
-    change(`${apiUrl}/requests`, "DELETE").catch((err) => notify(`Could not clear the bin: ${err.message}`, "warn")));
+  if (byId("rename")) initRename(apiUrl);
+  const clearBin = byId("clear-bin");
+  if (clearBin) {
+    armTwice(clearBin, "Clear all but pinned?", () =>
+      change(`${apiUrl}/requests`, "DELETE").catch((err) => notify(`Could not clear the bin: ${err.message}`, "warn")));
+  }
   const remove = byId("delete-bin");
   if (remove) {
     armTwice(remove, "Delete for good?", async () => {

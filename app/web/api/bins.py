@@ -9,7 +9,7 @@ from app.outbound import bounds, targets
 from app.store import bins
 from app.web import access, operators
 from app.web.api import bp
-from app.web.api.params import json_object, readable_or_404
+from app.web.api.params import changeable, changeable_or_refused, json_object, readable_or_404
 from app.web.errors import Refused
 from app.web.limits import limited
 from app.web.links import bin_dict
@@ -51,6 +51,7 @@ def update_bin(bin_id: str) -> Response:
     """Rename, describe, or change a bin's limit, expiry or ingest protection."""
     bin_ = readable_or_404(bin_id)
     changes = json_object()
+    changeable(bin_, "update", changes)
     _check_targets(changes)
     bin_ = bins.update_bin(bin_, changes)
     body = bin_dict(bin_)
@@ -61,7 +62,7 @@ def update_bin(bin_id: str) -> Response:
 @bp.delete("/bins/<bin_id>")
 def delete_bin(bin_id: str) -> tuple[str, int]:
     """Delete a bin and everything it holds."""
-    bin_ = readable_or_404(bin_id)
+    bin_ = changeable_or_refused(bin_id, "delete_bin")
     bins.delete_bin(bin_.id)
     access.forget(bin_.id)
     live.publish_bin_deleted(bin_.id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
+from app.domain import bins as rules
 from app.domain.bins import MAX_SEQ
 from app.domain.models import Bin, CapturedRequest
 from app.store import requests as stored
@@ -21,6 +23,21 @@ def readable_or_404(bin_id: str) -> Bin:
         raise Refused(
             404, "bin_not_found", "no such bin, or the read key (Bearer token) does not open it"
         )
+    return bin_
+
+
+def changeable_or_refused(bin_id: str, change: str) -> Bin:
+    """Return the bin if the caller holds its key and its kind allows ``change`` (403 if not)."""
+    return changeable(readable_or_404(bin_id), change)
+
+
+def changeable(bin_: Bin, change: str, fields: Collection[str] = ()) -> Bin:
+    """Return the bin if its kind (public, fixed) allows ``change`` to ``fields``; else 403."""
+    refused = rules.refused_change(
+        bin_.id, fixed=bin_.fixed, public=bin_.public, change=change, fields=fields
+    )
+    if refused is not None:
+        raise refused
     return bin_
 
 

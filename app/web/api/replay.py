@@ -19,7 +19,7 @@ from app.outbound.slots import Busy
 from app.store import attempts
 from app.store import requests as stored
 from app.web.api import bp
-from app.web.api.params import captured_or_404, json_object
+from app.web.api.params import captured_or_404, changeable_or_refused, json_object
 from app.web.api.requests import SEQ
 from app.web.errors import Refused
 from app.web.limits import limited
@@ -32,6 +32,7 @@ _REFUSED = {"target_forbidden": 422, "bad_url": 400, "bad_request": 400}
 @limited("HOOKSCOPE_RATE_LIMIT_REPLAY")
 def replay(bin_id: str, seq: int) -> tuple[Response, int]:
     """Send a capture again to ``url``, edited if asked; answer with the attempt."""
+    changeable_or_refused(bin_id, "replay")
     captured = captured_or_404(bin_id, seq)
     data = json_object()
     url = data.get("url")

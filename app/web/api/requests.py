@@ -16,6 +16,7 @@ from app.web.api import bp
 from app.web.api.params import (
     bool_arg,
     captured_or_404,
+    changeable_or_refused,
     int_arg,
     json_object,
     readable_or_404,
@@ -61,7 +62,7 @@ def list_requests(bin_id: str) -> Response:
 @bp.delete("/bins/<bin_id>/requests")
 def clear_requests(bin_id: str) -> Response:
     """Delete every request of the bin except pinned ones (``?include_pinned=true`` for all)."""
-    bin_ = readable_or_404(bin_id)
+    bin_ = changeable_or_refused(bin_id, "clear")
     deleted = stored.clear(bin_.id, include_pinned=bool_arg("include_pinned"))
     live.publish_cleared(bin_.id)
     return jsonify(deleted=deleted)
@@ -93,7 +94,7 @@ def get_request(bin_id: str, seq: int) -> Response:
 @bp.patch(f"/bins/<bin_id>/requests/{SEQ}")
 def update_request(bin_id: str, seq: int) -> Response:
     """Pin a request so retention keeps it, or unpin it: ``{"pinned": true}``."""
-    bin_ = readable_or_404(bin_id)
+    bin_ = changeable_or_refused(bin_id, "pin")
     data = json_object()
     if set(data) != {"pinned"} or not isinstance(data["pinned"], bool):
         raise Refused(400, "bad_json", 'send {"pinned": true} or {"pinned": false}')
@@ -107,7 +108,7 @@ def update_request(bin_id: str, seq: int) -> Response:
 @bp.delete(f"/bins/<bin_id>/requests/{SEQ}")
 def delete_request(bin_id: str, seq: int) -> tuple[str, int]:
     """Delete one request."""
-    bin_ = readable_or_404(bin_id)
+    bin_ = changeable_or_refused(bin_id, "delete_request")
     if not stored.delete_request(bin_.id, seq):
         raise request_not_found(bin_id, seq)
     live.publish_deleted(bin_.id, [seq])

@@ -1,7 +1,7 @@
 """storage budgets: bytes stored per request and per bin, a bin's own budget, its creator
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 
 Each request counts what it holds as stored (body, header list, URL: app/domain/budgets.py) and
@@ -14,8 +14,8 @@ are for the admin view (biggest first) and the instance's total.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
