@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -110,6 +111,10 @@ def test_a_body_bigger_than_the_bins_budget_is_refused_naming_the_setting(client
     padded = client.post(f"/h/{bin_id}", data=b"b" * (16 * KIB - 10), headers={"X-Pad": "p" * 200})
     assert padded.status_code == 413 and "request is" in padded.text
     assert client.get(f"/api/v1/bins/{bin_id}").json["last_seq"] == 0
+    # Counted where the bin's owner sees refusals, under a reason of its own.
+    refused = client.get(f"/api/v1/bins/{bin_id}/usage").json["refused"]["by_reason"]
+    assert refused["bin_budget"]["last_hour"] == 2
+    assert refused["bin_budget"]["setting"] == "HOOKSCOPE_BIN_MAX_BYTES"
 
 
 def test_a_chunked_body_over_the_budget_is_refused_while_it_is_read(server):
@@ -246,6 +251,13 @@ def test_at_the_instance_budget_the_heaviest_bin_is_refused_and_a_light_one_capt
             assert send(light, 2 * KIB).status_code == 200
         assert send(heavy, 10).status_code == 507
         ready = requests.get(server.url + "/readyz", timeout=5).json()
+        usage = f"{server.url}/api/v1/bins/{heavy['id']}/usage"
+        deadline = time.monotonic() + 30  # each worker adds its counts every 2 s
+        while time.monotonic() < deadline:
+            counted = requests.get(usage, auth=server.auth, timeout=5).json()["refused"]
+            if counted["last_hour"] >= answers[heavy["id"]].count(507):
+                break
+            time.sleep(0.2)
         stored = {
             bin_id: requests.get(
                 f"{server.url}/api/v1/bins/{bin_id}/requests?limit=200",
@@ -265,6 +277,7 @@ def test_at_the_instance_budget_the_heaviest_bin_is_refused_and_a_light_one_capt
     assert ready["storage"]["max_storage_bytes"] == budget
     assert "storage budget reached" in log and "HOOKSCOPE_MAX_STORAGE_BYTES" in log
     assert "status=507" in log
+    assert counted["by_reason"]["storage_budget"]["last_hour"] == answers[heavy["id"]].count(507)
 
 
 def test_the_gate_refuses_before_reading_a_body_it_would_not_keep(tmp_path):
