@@ -29,6 +29,17 @@ FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
 # that the worst query found stays near 100-150 ms (bench/README.md).
 SEARCH_CHUNK_REQUESTS = 50_000
 SEARCH_BUDGET_MS = 150
+# Storage budgets (README, "Running a public instance"): what one bin may keep, what the whole
+# instance may keep, and the free space left on the SQLite file's volume.
+BIN_MAX_BYTES = 100 * MIB
+# The smallest byte budget a bin may have: room for a request's head and a small body.
+MIN_BIN_MAX_BYTES = 16 * 1024
+MAX_STORAGE_BYTES = 10 * 1024 * MIB
+MIN_FREE_DISK_BYTES = 512 * MIB
+STORAGE_CHECK_SECONDS = 5
+# Operator tokens are compared as digests; short ones could be guessed.
+MIN_TOKEN_CHARS = 16
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 class ConfigError(RuntimeError):
@@ -103,6 +114,21 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
         limits.parse_many(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} must be like 600/minute, or off") from None
+    return raw
+
+
+def _token(env: Mapping[str, str], name: str) -> str:
+    """Read an operator token (empty: not set); short ones are refused."""
+    raw = env.get(name, "").strip()
+    if raw and len(raw) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"{name} must be a long random value of {MIN_TOKEN_CHARS}+ characters")
+    return raw
+
+
+def _header_name(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not HEADER_NAME.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} must be a header name, like X-Forwarded-User")
     return raw
 
 
@@ -293,6 +319,25 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_ALLOW_NEVER_EXPIRE": _bool(env, "HOOKSCOPE_ALLOW_NEVER_EXPIRE", False),
         "HOOKSCOPE_PRUNE_INTERVAL_SECONDS": _int(env, "HOOKSCOPE_PRUNE_INTERVAL_SECONDS", 300, 0),
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
+        # Storage budgets: per bin (a user may lower a bin's own), for the whole instance (0: no
+        # budget), the free space kept on the SQLite file's volume (0: not checked), and how often
+        # each process reads the instance's figures again.
+        "HOOKSCOPE_BIN_MAX_BYTES": _int(
+            env, "HOOKSCOPE_BIN_MAX_BYTES", BIN_MAX_BYTES, minimum=MIN_BIN_MAX_BYTES
+        ),
+        "HOOKSCOPE_MAX_STORAGE_BYTES": _int(env, "HOOKSCOPE_MAX_STORAGE_BYTES", MAX_STORAGE_BYTES),
+        "HOOKSCOPE_MIN_FREE_DISK_BYTES": _int(
+            env, "HOOKSCOPE_MIN_FREE_DISK_BYTES", MIN_FREE_DISK_BYTES
+        ),
+        "HOOKSCOPE_STORAGE_CHECK_SECONDS": _int(
+            env, "HOOKSCOPE_STORAGE_CHECK_SECONDS", STORAGE_CHECK_SECONDS
+        ),
+        # Who may create bins and who may see them all: operator tokens, and the user an
+        # authenticating proxy names (believed only from trusted proxies, HOOKSCOPE_PROXY_COUNT).
+        "HOOKSCOPE_CREATE_TOKEN": _token(env, "HOOKSCOPE_CREATE_TOKEN"),
+        "HOOKSCOPE_ADMIN_TOKEN": _token(env, "HOOKSCOPE_ADMIN_TOKEN"),
+        "HOOKSCOPE_TRUSTED_USER_HEADER": _header_name(env, "HOOKSCOPE_TRUSTED_USER_HEADER"),
+        # Floods: captures per sender address and per bin, bin creation per address.
         # Floods: captures per sender address (an IPv6 /64), per bin and in all, bin creation
         # per address, 404s on bins per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),

@@ -1,7 +1,8 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
-        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,relay]
+        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,
+                budget,admin,sizing]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -29,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 import big_bins
+import budgets
 import forward
 import index_cost
 import ingest
@@ -47,7 +49,7 @@ WORKER_ENV = {
     "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index", "forward", "relay"}
+SEPARATE = {"big", "memory", "scaleout", "index", "forward", "relay", "budget", "admin", "sizing"}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -65,7 +67,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,budget,admin,sizing"
+        " (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -141,6 +144,12 @@ def parse_args() -> argparse.Namespace:
         "--relay-rate", type=int, default=500, help="relay: captures a second through forward"
     )
     ap.add_argument("--relay-seconds", type=float, default=10.0, help="relay: seconds at that rate")
+    ap.add_argument(
+        "--baseline",
+        default="main",
+        help="budget: the commit to compare with, one without storage accounting",
+    )
+    ap.add_argument("--admin-bins", type=int, default=100_000, help="admin: bins listed")
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
@@ -554,7 +563,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout", "index", "forward", "relay"):
+    names = ("big", "memory", "scaleout", "index", "forward", "relay", "budget", "admin", "sizing")
+    for name in names:
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -568,6 +578,14 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
             elif name == "relay":
                 out[name] = relay.run(launch, args.relay_rate, args.relay_seconds)
+            elif name == "budget":
+                out[name] = budgets.budget_cost(
+                    harness, args.baseline, args.runs, args.seconds, args.connections
+                )
+            elif name == "admin":
+                out[name] = budgets.admin_listing(launch, harness, args.admin_bins, args.big_db)
+            elif name == "sizing":
+                out[name] = budgets.sizing(launch)
             elif name == "memory":
                 out[name] = memory.run(
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds

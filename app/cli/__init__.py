@@ -1,4 +1,4 @@
-"""The ``hookscope`` command: serve, create, list, prune, plus Flask's own (``db upgrade``).
+"""The ``hookscope`` command: serve, create, list, prune, admin, plus Flask's own (``db upgrade``).
 
 ``forward`` and ``tail`` (app/cli/relay.py, app/cli/tail.py) are clients of a server, anywhere:
 they sit on the group itself, so Flask's group finds them without loading the app, and they
@@ -94,5 +94,7 @@ def prune() -> None:
 
 def init_app(app) -> None:
     """Add the operator commands to ``flask``/``hookscope`` for this app."""
-    for command in (create, list_bins, prune):
+    from app.cli.admin import admin_group
+
+    for command in (create, list_bins, prune, admin_group):
         app.cli.add_command(command)

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
+from app.config import MIN_BIN_MAX_BYTES
 from app.domain import forwarding, keys
 from app.domain.expiry import expiry
 
@@ -25,6 +26,7 @@ CHANGEABLE = (
     "name",
     "description",
     "max_requests",
+    "max_bytes",
     "expires_after",
     "ingest_auth",
     "forward_to",
@@ -33,12 +35,15 @@ CHANGEABLE = (
 # module cannot import; it reaches the store already checked.
 CAPTURE_COLUMNS = {
     "max_requests",
+    "max_bytes",
     "expires_after",
     "ingest_auth",
     "ingest_secret_hash",
     "forward_to",
     "response_settings",
 }
+# The smallest byte budget a bin may have: room for a request's head and a small body.
+MIN_MAX_BYTES = MIN_BIN_MAX_BYTES
 
 
 # Where an operator declares fixed bins; refusals name them so the reader knows where to look.
@@ -75,6 +80,7 @@ def new_bin_values(
         "created_at": now,
         "last_seq": 0,
         "request_count": 0,
+        "stored_bytes": 0,
         "max_requests": config["HOOKSCOPE_DEFAULT_MAX_REQUESTS"],
         "expires_after": expires_after,
         "expires_at": expiry(expires_after, now),
@@ -112,6 +118,23 @@ def _max_requests(config: Mapping[str, Any], value: object) -> int:
             "(the operator sets the ceiling with HOOKSCOPE_MAX_REQUESTS_CEILING)",
         )
     return value
+
+
+def _max_bytes(config: Mapping[str, Any], value: object) -> int | None:
+    """A bin's own byte budget: from MIN_MAX_BYTES up to the operator's ceiling, or None to
+    follow the ceiling (HOOKSCOPE_BIN_MAX_BYTES) wherever the operator sets it."""
+    ceiling = config["HOOKSCOPE_BIN_MAX_BYTES"]
+    if value is None:
+        return None
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or not MIN_MAX_BYTES <= value <= ceiling:  # type: ignore[operator]
+        raise Invalid(
+            "bad_max_bytes",
+            f"max_bytes must be a whole number of bytes from {MIN_MAX_BYTES} to {ceiling}, or null"
+            " for the server's default (the operator sets the ceiling with"
+            " HOOKSCOPE_BIN_MAX_BYTES)",
+        )
+    return value  # type: ignore[return-value]
 
 
 def _expires_after(config: Mapping[str, Any], value: object) -> int | None:
@@ -167,6 +190,8 @@ def validated(
         values["description"] = text(changes["description"], DESCRIPTION_MAX, "description")
     if "max_requests" in changes:
         values["max_requests"] = _max_requests(config, changes["max_requests"])
+    if "max_bytes" in changes:
+        values["max_bytes"] = _max_bytes(config, changes["max_bytes"])
     if "expires_after" in changes:
         values["expires_after"] = _expires_after(config, changes["expires_after"])
         values["expires_at"] = expiry(values["expires_after"], now)  # type: ignore[arg-type]

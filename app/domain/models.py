@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.domain.budgets import effective_max_bytes
 from app.extensions import db
 
 
@@ -58,6 +59,8 @@ class BinDict(TypedDict):
     last_seq: int
     request_count: int
     max_requests: int
+    max_bytes: int | None
+    stored_bytes: int
     expires_at: str | None
     expires_after: int | None
     ingest_auth: str | None
@@ -117,6 +120,9 @@ def summary(  # noqa: PLR0913 - one argument per field
 
 class Bin(db.Model):
     __tablename__ = "bins"
+    # The admin view's order (biggest first, keyset by id) and its totals, read from the index
+    # alone: request_count rides along so that summing it needs no table scan.
+    __table_args__ = (Index("ix_bins_stored_bytes", "stored_bytes", "id", "request_count"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -139,6 +145,14 @@ class Bin(db.Model):
     fixed: Mapped[bool] = mapped_column(default=False)
     # Raised by every change to what the capture path reads (app/domain/settings.py).
     settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The bin's own byte budget (NULL: the operator's HOOKSCOPE_BIN_MAX_BYTES, which also caps
+    # it), and the bytes its requests hold as stored (app/domain/budgets.py), kept by the same
+    # transactions that change its requests.
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_capture_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who created it, as an authenticating proxy named them (HOOKSCOPE_TRUSTED_USER_HEADER).
+    created_by: Mapped[str | None] = mapped_column(String(200))
     # Auto-forward targets, a JSON list of URLs (NULL: none); see app/domain/forwarding.py.
     forward_to: Mapped[str | None] = mapped_column(Text)
     # What captures are answered (app/ingest/respond/), as canonical JSON text; NULL: "200 ok".
@@ -149,7 +163,8 @@ class Bin(db.Model):
         """Tell whether anyone may read this bin (and so nobody may change it)."""
         return self.read_key_hash is None
 
-    def to_dict(self) -> BinDict:
+    def to_dict(self, bin_max_bytes: int | None = None) -> BinDict:
+        """The bin as its readers see it; ``bin_max_bytes`` is the operator's ceiling."""
         return {
             "id": self.id,
             "name": self.name,
@@ -158,6 +173,8 @@ class Bin(db.Model):
             "last_seq": self.last_seq,
             "request_count": self.request_count,
             "max_requests": self.max_requests,
+            "max_bytes": effective_max_bytes(self.max_bytes, bin_max_bytes),
+            "stored_bytes": self.stored_bytes,
             "expires_at": isoformat(self.expires_at) if self.expires_at else None,
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
@@ -202,6 +219,9 @@ class CapturedRequest(db.Model):
     # The delivery a failure rehearsal counted it under (its per_header value), so that a
     # provider's retries of one delivery can be listed together.
     delivery_id: Mapped[str | None] = mapped_column(Text)
+    # What the request holds as stored (body, header list, URL: app/domain/budgets.py); its bin's
+    # stored_bytes is the sum of these.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 

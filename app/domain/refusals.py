@@ -83,6 +83,25 @@ REASONS: dict[str, Reason] = {
         "refused because they were sent to the pages' host, not the capture host",
         "point the sender at the capture URL shown on this page (HOOKSCOPE_CAPTURE_HOST)",
     ),
+    # Storage budgets (app/domain/budgets.py).
+    "bin_budget": Reason(
+        413,
+        "HOOKSCOPE_BIN_MAX_BYTES",
+        "refused because a request was bigger than this bin keeps in all",
+        "raise this bin's max_bytes (up to HOOKSCOPE_BIN_MAX_BYTES)",
+    ),
+    "storage_budget": Reason(
+        507,
+        "HOOKSCOPE_MAX_STORAGE_BYTES",
+        "refused: the server is at its storage budget and this bin holds more than its share",
+        "clear or delete requests in this bin, or lower its max_bytes",
+    ),
+    "disk_full": Reason(
+        507,
+        "HOOKSCOPE_MIN_FREE_DISK_BYTES",
+        "refused because the server's disk was nearly full",
+        "the server's operator must free disk space",
+    ),
 }
 
 # Refused before a bin is known: counted in each process, logged, not kept per bin.

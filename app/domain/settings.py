@@ -46,6 +46,8 @@ class BinSettings:
     expires_after: int | None
     ingest_auth: str | None
     ingest_secret_hash: str | None
+    # The bin's own byte budget; None: the operator's HOOKSCOPE_BIN_MAX_BYTES, which caps it.
+    max_bytes: int | None
     # Auto-forward targets as stored (a JSON list); ``targets`` reads them.
     forward_to: str | None = None
     # What captures are answered, as stored (canonical JSON text; None: the plain "200 ok").

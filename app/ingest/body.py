@@ -1,8 +1,9 @@
 """Read a capture's body within its size and time limits; never a truncated copy.
 
-What a sender is told when its body is refused: 413 past HOOKSCOPE_MAX_BODY_BYTES (naming it),
-408 past HOOKSCOPE_BODY_TIMEOUT_SECONDS, 400 when the body ends before its declared length or
-its last chunk. Nothing is stored in any of these cases.
+What a sender is told when its body is refused: 413 past HOOKSCOPE_MAX_BODY_BYTES (naming it)
+or past the bin's byte budget (its max_bytes), 408 past HOOKSCOPE_BODY_TIMEOUT_SECONDS, 400 when
+the body ends before its declared length or its last chunk. Nothing is stored in any of these
+cases.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.domain import budgets
 from app.ingest.environ import BODY_TIMER, abandon
 
 # Bodies are read in pieces of this size into a buffer sized from Content-Length.
@@ -34,12 +36,20 @@ class BodyTimeout(Exception):
     """The body did not arrive within HOOKSCOPE_BODY_TIMEOUT_SECONDS."""
 
 
-def read_body(environ: Environ, config: Mapping[str, Any], gevent: bool) -> bytes | bytearray:
-    """Read the whole body, chunked or not, within the size and time limits; never truncate."""
+def read_body(
+    environ: Environ, config: Mapping[str, Any], gevent: bool, bin_max_bytes: int | None = None
+) -> bytes | bytearray:
+    """Read the whole body, chunked or not, within the size and time limits; never truncate.
+
+    ``bin_max_bytes`` is the bin's byte budget: a body bigger than that can never be kept.
+    """
     declared = content_length(environ)
     limit = config["HOOKSCOPE_MAX_BODY_BYTES"]
+    for_bin = bin_max_bytes is not None and bin_max_bytes < limit
+    if for_bin:
+        limit = bin_max_bytes  # type: ignore[assignment]
     if declared is not None and declared > limit:
-        raise too_large(environ, declared, limit)
+        raise too_large(environ, declared, limit, for_bin)
     stream = environ["wsgi.input"]
     timer = _body_timer(environ, config["HOOKSCOPE_BODY_TIMEOUT_SECONDS"]) if gevent else None
     try:
@@ -51,7 +61,7 @@ def read_body(environ: Environ, config: Mapping[str, Any], gevent: bool) -> byte
             elif environ.get("wsgi.input_terminated"):
                 body = _read_to_end(stream, limit + 1)
                 if len(body) > limit:
-                    raise too_large(environ, None, limit)
+                    raise too_large(environ, None, limit, for_bin)
             else:
                 body = b""  # no length and no chunking: HTTP says there is no body
         finally:
@@ -88,16 +98,35 @@ def _body_timer(environ: Environ, seconds: int) -> Any:
     return gevent.Timeout(seconds, BodyTimeout)
 
 
-def too_large(environ: Environ, declared: int | None, limit: int) -> Refused:
+def too_large(environ: Environ, declared: int | None, limit: int, for_bin: bool = False) -> Refused:
     """Say plainly what was refused and which setting changes the limit."""
-    size = f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
-    text = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
+    if for_bin:
+        text = budgets.too_big_for_bin(declared, limit, "body").message
+        reason = "bin_budget"
+    else:
+        size = (
+            f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
+        )
+        text = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
+        reason = "body_too_large"
     # Past twice the limit (or with no end declared), stop reading: draining a huge or endless
     # upload would tie the connection up for as long as the sender keeps sending.
     if declared is None or declared > 2 * limit:
         abandon(environ)
-        return Refused(413, text, reason="body_too_large", Connection="close")
-    return Refused(413, text, reason="body_too_large")
+        return Refused(413, text, reason=reason, Connection="close")
+    return Refused(413, text, reason=reason)
+
+
+def unread(environ: Environ, status: int, text: str, reason: str) -> Refused:
+    """Refuse a capture before reading its body: a small body is drained as usual, anything
+    bigger (or of unknown length) is not read at all, and the connection closes."""
+    declared = content_length(environ)
+    if declared is None and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        declared = 0
+    if declared is None or declared > READ_CHUNK:
+        abandon(environ)
+        return Refused(status, text, reason=reason, Connection="close")
+    return Refused(status, text, reason=reason)
 
 
 def content_length(environ: Environ) -> int | None:

@@ -5,7 +5,8 @@ CSRF, templates, error pages), and at thousands of captures a second that work w
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
 everything else on. What it does, in order: find the bin's settings, apply the flood limits (429;
 a request for a bin that does not exist counts against its sender and the server before its 404),
-read the body within its size and time limits (413, 408, 400 for a body cut short), store it
+check the instance's storage budget and free disk space (507), read the body within its size and
+time limits and the bin's byte budget (413, 408, 400 for a body cut short), store it
 through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
 something not stored), choose the answer from the settings that transaction saw
 (app/ingest/answering.py), publish it to live watchers, answer (after the answer's delay, in
@@ -26,20 +27,21 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import live, logs
-from app.domain import clock, keys, paths
+from app.domain import budgets, clock, keys, paths
 from app.domain.capture import Snapshot
 from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import respond, snapshot
 from app.ingest.answering import Answering, Custom
-from app.ingest.body import Environ, Refused, read_body
+from app.ingest.body import Environ, Refused, content_length, read_body, unread
 from app.ingest.environ import HANG_UP
 from app.ingest.hosts import HostSplit
 from app.ingest.limits import CaptureLimits
 from app.ingest.tally import tally_of
 from app.logs import printable
 from app.outbound.bounds import forwarder_of
-from app.store.batch import Recorded
+from app.store.batch import Recorded, headers_json
+from app.store.budget import budget_of
 from app.store.errors import StorageUnavailable
 from app.store.recorder import ANSWERER, recorder_of
 from app.store.settings import cache_of
@@ -61,6 +63,7 @@ _REASONS = {
     429: "Too Many Requests",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    507: "Insufficient Storage",
 }
 
 StartResponse = Callable[..., Any]
@@ -82,6 +85,7 @@ class CaptureGate:
         capture_host = app.config["HOOKSCOPE_CAPTURE_HOST"]
         public_url = app.config["HOOKSCOPE_PUBLIC_URL"]
         self.hosts = HostSplit(capture_host, public_url) if capture_host else None
+        self.budget = budget_of(app)
         self._gevent = under_gevent()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -131,15 +135,28 @@ class CaptureGate:
             )
         if settings is None:
             raise Refused(404, "no such bin", reason="no_such_bin")
-        body = read_body(environ, self.config, self._gevent)
+        full = self.budget.refusal(bin_id, content_length(environ) or 0)
+        if full is not None:
+            raise unread(environ, 507, full.message, full.code)
+        max_bytes = budgets.effective_max_bytes(
+            settings.max_bytes, self.config["HOOKSCOPE_BIN_MAX_BYTES"]
+        )
+        body = read_body(environ, self.config, self._gevent, max_bytes)
         snap = snapshot.take(
             environ,
             body,
             mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
             received_at=received_at,
         )
+        stored_headers = headers_json(snap.headers)
+        size = budgets.stored_size(len(body), stored_headers, snap.url)
+        if max_bytes is not None and size > max_bytes:
+            too_big = budgets.too_big_for_bin(size, max_bytes, "request")
+            raise Refused(413, too_big.message, reason="bin_budget")
         try:
-            recorded = recorder_of(self.app).record(bin_id, snap, environ.get("HTTP_AUTHORIZATION"))
+            recorded = recorder_of(self.app).record(
+                bin_id, snap, environ.get("HTTP_AUTHORIZATION"), stored_headers
+            )
         except StorageUnavailable:
             raise self.unavailable() from None
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
@@ -147,6 +164,8 @@ class CaptureGate:
             self.settings.forget(bin_id)
             raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
+        added = size - recorded.freed_bytes, 1 - len(recorded.dropped)
+        self.budget.note(bin_id, *added, recorded.bin_bytes)
         self.tally.count(bin_id, CAPTURED, len(body))
         if not recorded.allowed:
             self.tally.count(bin_id, "unauthorized")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.domain import expiry, settings
+from app.domain import budgets, expiry, settings
 from app.domain.capture import Snapshot
 from app.domain.models import SummaryDict, summary
 from app.domain.settings import BinSettings
@@ -24,7 +24,7 @@ from app.domain.settings import BinSettings
 log = logging.getLogger("hookscope.recording")
 
 # What a batch's numbering statement returns for each bin (after the bin's id, on PostgreSQL).
-NUMBERED_COLUMNS = ("last_seq", "request_count", "expires_at", *settings.COLUMNS)
+NUMBERED_COLUMNS = ("last_seq", "request_count", "stored_bytes", "expires_at", *settings.COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,11 @@ class Recorded:
 
     summary: SummaryDict
     settings: BinSettings
-    # Sequence numbers that retention dropped to make room.
+    # Sequence numbers that retention dropped to make room, and the bytes they held.
     dropped: list[int] = field(default_factory=list)
+    freed_bytes: int = 0
+    # The bin's stored bytes once its transaction was done.
+    bin_bytes: int = 0
     # Auto-forward tries stored with it, each (attempt id, target), leased to this process.
     forwards: list[tuple[int, str]] = field(default_factory=list)
     decided: Decided | None = None
@@ -77,6 +80,11 @@ class Pending:
     done: Any = None  # the event the sender waits on (gevent or threading)
     result: Recorded | None = None
     error: BaseException | None = None
+    # What the capture holds as stored (app/domain/budgets.py).
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = budgets.stored_size(len(self.snap.body), self.headers_json, self.snap.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +93,19 @@ class Numbered:
 
     last_seq: int
     request_count: int
+    stored_bytes: int
     expires_at: datetime | None
     settings: BinSettings
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Numbered:
         """Read a row of ``NUMBERED_COLUMNS``."""
-        last_seq, request_count, expires_at = row[:3]
+        last_seq, request_count, stored_bytes, expires_at = row[:4]
         if isinstance(expires_at, str):  # SQLite keeps times as text
             expires_at = datetime.fromisoformat(expires_at)
         if expires_at is not None:
             expires_at = expires_at.replace(tzinfo=UTC)
-        return cls(last_seq, request_count, expires_at, settings.from_row(row[3:]))
+        return cls(last_seq, request_count, stored_bytes, expires_at, settings.from_row(row[4:]))
 
     def renewed_expiry(self, now: datetime) -> datetime | None:
         """The new expiry (naive UTC, as stored) when activity at ``now`` is due to renew it."""
@@ -113,11 +122,20 @@ class BinBatch:
     bin_id: str
     items: list[Pending]
     numbered: Numbered
+    # The byte budget in effect (the bin's own, capped by HOOKSCOPE_BIN_MAX_BYTES); None: none.
+    max_bytes: int | None = None
 
     @property
     def excess(self) -> int:
         """How many requests retention must drop."""
         return self.numbered.request_count - self.numbered.settings.max_requests
+
+    @property
+    def bytes_excess(self) -> int:
+        """How many bytes retention must free (at least)."""
+        if self.max_bytes is None:
+            return 0
+        return self.numbered.stored_bytes - self.max_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +171,27 @@ def by_bin(batch: list[Pending]) -> dict[str, list[Pending]]:
     return grouped
 
 
+def numbering(grouped: dict[str, list[Pending]], sqlite: bool = False) -> list[tuple]:
+    """Per bin: (id, captures, bytes they hold, the last one's time as stored), for the
+    statement that numbers a batch."""
+    out = []
+    for bin_id, items in grouped.items():
+        last = naive_utc(items[-1].snap.received_at)
+        at = last.isoformat(" ", "microseconds") if sqlite else last
+        out.append((bin_id, len(items), sum(item.size for item in items), at))
+    return out
+
+
 def judge(
     grouped: dict[str, list[Pending]],
     taken: dict[str, Numbered],
     answerer: Answerer | None = None,
+    bin_max_bytes: int | None = None,
 ) -> tuple[list[BinBatch], list[Stored]]:
     """Number each bin's captures from its row as the transaction took it, judge each one
     against that row's ingest protection, and answer it from that row's settings. A bin missing
-    from ``taken`` is gone: its captures answer 404 (their result stays None)."""
+    from ``taken`` is gone: its captures answer 404 (their result stays None).
+    ``bin_max_bytes`` is the operator's ceiling on each bin's byte budget."""
     bins, stored = [], []
     for bin_id, items in grouped.items():
         numbered = taken.get(bin_id)
@@ -178,7 +209,8 @@ def judge(
                     log.exception("answering a capture in its transaction failed")
             forward = targets if allowed else ()
             stored.append(Stored(item, first + i, not allowed, forward, decided))
-        bins.append(BinBatch(bin_id, items, numbered))
+        max_bytes = budgets.effective_max_bytes(numbered.settings.max_bytes, bin_max_bytes)
+        bins.append(BinBatch(bin_id, items, numbered, max_bytes))
     return bins, stored
 
 
@@ -207,6 +239,7 @@ def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple
         status,
         stored.rejected,
         delivery_id,
+        item.size,
     )
     payload = (snap.url, snap.http_version, item.headers_json, snap.body)
     described = summary(
@@ -232,16 +265,21 @@ def settle(
     stored: list[Stored],
     summaries: list[SummaryDict],
     dropped: dict[str, list[int]],
+    freed: dict[str, int],
 ) -> None:
-    """Set each stored capture's result; each bin's last capture carries what retention dropped."""
+    """Set each stored capture's result; each bin's last capture carries what retention dropped
+    and the bytes that freed."""
     numbered = {b.bin_id: b.numbered for b in bins}
     last = {id(b.items[-1]): b.bin_id for b in bins}
     for done, described in zip(stored, summaries, strict=True):
         bin_id = last.get(id(done.item))
+        row = numbered[done.item.bin_id]
         done.item.result = Recorded(
             described,
-            numbered[done.item.bin_id].settings,
+            row.settings,
             dropped.get(bin_id, []) if bin_id else [],
+            freed.get(bin_id, 0) if bin_id else 0,
+            row.stored_bytes - freed.get(done.item.bin_id, 0),
             decided=done.decided,
         )
 

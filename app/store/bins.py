@@ -39,10 +39,12 @@ def create(
     fixed: bool = False,
     settings: dict[str, object] | None = None,
     checked: Mapping[str, object] | None = None,
+    created_by: str | None = None,
 ) -> Created:
     """Create and store a new empty bin with a fresh read key (or the one given).
 
-    ``settings`` and ``checked`` are what ``update_bin`` takes, checked before anything is stored.
+    ``settings`` and ``checked`` are what ``update_bin`` takes, checked before anything is stored;
+    ``created_by`` is the user an authenticating proxy named, when there is one.
     """
     config = current_app.config
     now = clock.now()
@@ -51,6 +53,7 @@ def create(
     bin_ = Bin(
         id=bin_id or keys.new_id(),
         read_key_hash=keys.digest(read_key) if read_key else None,
+        created_by=created_by,
         **rules.new_bin_values(config, now, name=name, description=description, fixed=fixed),
     )
     for column, value in values.items():

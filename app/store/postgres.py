@@ -29,24 +29,27 @@ PIPELINE_BATCH_BYTES = 1024 * 1024
 # deadlock) and number the captures.
 _NUMBER = f"""
 WITH locked AS MATERIALIZED (SELECT id FROM bins WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE)
-UPDATE bins SET last_seq = bins.last_seq + v.n, request_count = bins.request_count + v.n
-FROM locked JOIN unnest(%(ids)s::text[], %(counts)s::int[]) AS v(id, n) USING (id)
+UPDATE bins SET last_seq = bins.last_seq + v.n, request_count = bins.request_count + v.n,
+                stored_bytes = bins.stored_bytes + v.b, last_capture_at = v.at
+FROM locked JOIN unnest(%(ids)s::text[], %(counts)s::int[], %(sizes)s::bigint[],
+                        %(ats)s::timestamp[]) AS v(id, n, b, at) USING (id)
 WHERE bins.id = locked.id
 RETURNING bins.id, {", ".join(f"bins.{column}" for column in NUMBERED_COLUMNS)}
 """  # noqa: S608 - column names from app/store/batch.py
 # Then, sent together with COMMIT: the requests (ids from their sequence), their payloads (each
 # finds its request's id through the (bin_id, seq) index; the search trigger fires per row), and
 # per bin, retention (after the inserts: a burst bigger than the limit drops its own oldest)
-# with the count it changes and the renewed expiry, all in one statement.
+# with the counters it changes and the renewed expiry, all in one statement.
 _INSERT_REQUESTS = """
 INSERT INTO requests (bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, delivery_id, pinned)
+                      remote_addr, received_at, status, rejected, delivery_id, stored_bytes,
+                      pinned)
 SELECT bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected, delivery_id, false
+       received_at, status, rejected, delivery_id, stored_bytes, false
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
-            %s::text[], %s::timestamp[], %s::int[], %s::bool[], %s::text[])
+            %s::text[], %s::timestamp[], %s::int[], %s::bool[], %s::text[], %s::bigint[])
   AS r(bin_id, seq, method, path, query_string, content_type, body_size, remote_addr,
-       received_at, status, rejected, delivery_id)
+       received_at, status, rejected, delivery_id, stored_bytes)
 """
 # What the captures were answered, when it was not the default (each finds its request as the
 # payloads do).
@@ -77,34 +80,57 @@ WITH ins AS (
 )
 SELECT ins.id, r.bin_id, r.seq, ins.target FROM ins JOIN requests r ON r.id = ins.request_id
 """
+# Retention drops a bin's oldest unpinned requests but the newest: the ``excess`` oldest
+# (by_count), and as many more as free ``bytes_excess`` bytes (by_bytes: how many is unknown,
+# so it walks them one index probe at a time and stops as soon as enough are found).
 _KEEP = """
-WITH v AS (
-  SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::timestamp[])
-    AS v(bin_id, excess, keep, expires_at)
+WITH RECURSIVE v AS (
+  SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::int[], %s::timestamp[])
+    AS v(bin_id, excess, bytes_excess, keep, expires_at)
+), by_count AS (
+  SELECT oldest.id FROM v CROSS JOIN LATERAL (
+    SELECT id FROM requests
+    WHERE requests.bin_id = v.bin_id AND NOT requests.pinned AND requests.seq <> v.keep
+    ORDER BY requests.seq LIMIT v.excess
+  ) AS oldest
+), by_bytes AS (
+  SELECT v.bin_id, oldest.id, oldest.seq, oldest.stored_bytes AS freed
+  FROM v CROSS JOIN LATERAL (
+    SELECT id, seq, stored_bytes FROM requests
+    WHERE requests.bin_id = v.bin_id AND NOT requests.pinned AND requests.seq <> v.keep
+    ORDER BY requests.seq LIMIT 1
+  ) AS oldest
+  WHERE v.bytes_excess > 0
+  UNION ALL
+  SELECT b.bin_id, later.id, later.seq, b.freed + later.stored_bytes
+  FROM by_bytes AS b JOIN v USING (bin_id) CROSS JOIN LATERAL (
+    SELECT id, seq, stored_bytes FROM requests
+    WHERE requests.bin_id = b.bin_id AND NOT requests.pinned AND requests.seq <> v.keep
+      AND requests.seq > b.seq
+    ORDER BY requests.seq LIMIT 1
+  ) AS later
+  WHERE b.freed < v.bytes_excess
 ), gone AS (
-  DELETE FROM requests WHERE id IN (
-    SELECT oldest.id FROM v CROSS JOIN LATERAL (
-      SELECT id FROM requests
-      WHERE requests.bin_id = v.bin_id AND NOT requests.pinned AND requests.seq <> v.keep
-      ORDER BY requests.seq LIMIT v.excess
-    ) AS oldest
-  )
-  RETURNING bin_id, seq
+  DELETE FROM requests WHERE id IN (SELECT id FROM by_count UNION SELECT id FROM by_bytes)
+  RETURNING bin_id, seq, stored_bytes
 ), counted AS (
-  SELECT bin_id, count(*) AS n FROM gone GROUP BY bin_id
+  SELECT bin_id, count(*) AS n, sum(stored_bytes) AS b FROM gone GROUP BY bin_id
 ), kept AS (
   UPDATE bins SET request_count = bins.request_count - coalesce(counted.n, 0),
+                  stored_bytes = bins.stored_bytes - coalesce(counted.b, 0),
                   expires_at = coalesce(v.expires_at, bins.expires_at)
   FROM v LEFT JOIN counted USING (bin_id)
   WHERE bins.id = v.bin_id AND (counted.n IS NOT NULL OR v.expires_at IS NOT NULL)
 )
-SELECT bin_id, seq FROM gone ORDER BY seq
+SELECT bin_id, seq, stored_bytes FROM gone ORDER BY seq
 """
 
 
 class PostgresWriter(Writer):
-    def __init__(self, engine: Any, busy_timeout_ms: int = 30_000) -> None:
-        super().__init__(engine, busy_timeout_ms)
+    def __init__(
+        self, engine: Any, busy_timeout_ms: int = 30_000, bin_max_bytes: int | None = None
+    ) -> None:
+        super().__init__(engine, busy_timeout_ms, bin_max_bytes)
         self._own: Any = None
 
     def write_own(self, batch: list[Pending]) -> None:
@@ -190,19 +216,21 @@ class PostgresWriter(Writer):
     def _write(self, pg: Any, batch: list[Pending]) -> None:
         pipelined = batches.body_bytes(batch) <= PIPELINE_BATCH_BYTES
         grouped = batches.by_bin(batch)
-        ids = sorted(grouped)
+        numbering = sorted(batches.numbering(grouped))
         cur, keep, fwd = pg.cursor(), pg.cursor(), pg.cursor()
         with pg.pipeline() if pipelined else nullcontext():
             try:
                 if pg.autocommit:
                     cur.execute("BEGIN")
-                cur.execute(_NUMBER, {"ids": ids, "counts": [len(grouped[i]) for i in ids]})
+                bin_ids, counts, sizes, ats = batches.columns(numbering)
+                numbered = {"ids": bin_ids, "counts": counts, "sizes": sizes, "ats": ats}
+                cur.execute(_NUMBER, numbered)
                 taken = {r[0]: Numbered.from_row(r[1:]) for r in cur.fetchall()}  # round trip 1
             except db_errors() as err:
                 if pg.broken:
                     raise Stale from err
                 raise
-            bins, stored = batches.judge(grouped, taken, self.answerer)
+            bins, stored = batches.judge(grouped, taken, self.answerer, self.bin_max_bytes)
             summaries, requests, payloads = [], [], []
             for done in stored:
                 described, request, payload = batches.row(done)
@@ -239,9 +267,11 @@ class PostgresWriter(Writer):
             # more. Either way nothing is answered before the reply to COMMIT is in.
             cur.execute("COMMIT")
         dropped: dict[str, list[int]] = {}
-        for bin_id, seq in keep.fetchall() if retention else ():
+        freed: dict[str, int] = {}
+        for bin_id, seq, size in keep.fetchall() if retention else ():
             dropped.setdefault(bin_id, []).append(seq)
-        batches.settle(bins, stored, summaries, dropped)
+            freed[bin_id] = freed.get(bin_id, 0) + size
+        batches.settle(bins, stored, summaries, dropped, freed)
         if forwards:
             ids = {(b, seq, target): i for i, b, seq, target in fwd.fetchall()}
             batches.note_forwards(
@@ -250,13 +280,15 @@ class PostgresWriter(Writer):
 
 
 def _retention(bins: list[BinBatch]) -> list[tuple]:
-    """Per bin, what _KEEP needs: how many to drop, the newest seq (never dropped), and the
-    renewed expiry when one is due (None otherwise). Bins with nothing to do are left out."""
+    """Per bin, what _KEEP needs: how many to drop and how many bytes to free, the newest seq
+    (never dropped), and the renewed expiry when one is due (None otherwise). Bins with nothing
+    to do are left out."""
     out = []
     for bin_ in bins:
         renewed = bin_.numbered.renewed_expiry(bin_.items[-1].snap.received_at)
-        if bin_.excess > 0 or renewed is not None:
-            out.append((bin_.bin_id, max(bin_.excess, 0), bin_.numbered.last_seq, renewed))
+        excess, bytes_excess = max(bin_.excess, 0), max(bin_.bytes_excess, 0)
+        if excess or bytes_excess or renewed is not None:
+            out.append((bin_.bin_id, excess, bytes_excess, bin_.numbered.last_seq, renewed))
     return out
 
 

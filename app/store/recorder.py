@@ -58,10 +58,10 @@ EXTENSION = "hookscope.recorder"
 ANSWERER = "hookscope.answerer"
 
 
-def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
-    """The writer for the engine's database."""
+def writer_for(engine: Engine, busy_timeout_ms: int, bin_max_bytes: int | None = None) -> Writer:
+    """The writer for the engine's database; ``bin_max_bytes`` is HOOKSCOPE_BIN_MAX_BYTES."""
     kind = SqliteWriter if engine.dialect.name == "sqlite" else PostgresWriter
-    return kind(engine, busy_timeout_ms)
+    return kind(engine, busy_timeout_ms, bin_max_bytes)
 
 
 def recorder_of(app: Flask) -> Recorder:
@@ -70,7 +70,11 @@ def recorder_of(app: Flask) -> Recorder:
     recorder = app.extensions.get(EXTENSION)
     if recorder is None:
         with app.app_context():
-            writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+            writer = writer_for(
+                db.engine,
+                app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"],
+                app.config["HOOKSCOPE_BIN_MAX_BYTES"],
+            )
         timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
         writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
         writer.answerer = app.extensions.get(ANSWERER)
@@ -119,13 +123,20 @@ class Recorder:
             self._indexing = threading.Lock()
 
     def record(
-        self, bin_id: str, snap: Snapshot, authorization: str | None = None
+        self,
+        bin_id: str,
+        snap: Snapshot,
+        authorization: str | None = None,
+        headers_json: str | None = None,
     ) -> Recorded | None:
         """Store one capture and return once it is committed; None when the bin does not exist.
 
+        ``headers_json`` is ``batch.headers_json(snap.headers)`` when the caller has it already.
         Raises StorageUnavailable when the database could not store it.
         """
-        item = Pending(bin_id, snap, authorization, batches.headers_json(snap.headers))
+        if headers_json is None:
+            headers_json = batches.headers_json(snap.headers)
+        item = Pending(bin_id, snap, authorization, headers_json)
         if not self._gevent:
             with self._lock:
                 self._write([item])

@@ -99,15 +99,19 @@ def delete_request(bin_id: str, seq: int) -> bool:
     if not 0 <= seq <= MAX_SEQ:
         return False
     begin_write()
-    gone = db.session.execute(
-        delete(CapturedRequest).where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)
-    ).rowcount
-    if gone:
+    size = db.session.execute(
+        delete(CapturedRequest)
+        .where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq == seq)
+        .returning(CapturedRequest.stored_bytes)
+    ).scalar_one_or_none()
+    if size is not None:
         db.session.execute(
-            update(Bin).where(Bin.id == bin_id).values(request_count=Bin.request_count - gone)
+            update(Bin)
+            .where(Bin.id == bin_id)
+            .values(request_count=Bin.request_count - 1, stored_bytes=Bin.stored_bytes - size)
         )
     db.session.commit()
-    return bool(gone)
+    return size is not None
 
 
 def clear(bin_id: str, *, include_pinned: bool = False) -> int:
@@ -117,10 +121,16 @@ def clear(bin_id: str, *, include_pinned: bool = False) -> int:
     if not include_pinned:
         condition = condition & CapturedRequest.pinned.is_(False)
     gone = db.session.execute(delete(CapturedRequest).where(condition)).rowcount
-    remaining = db.session.scalar(
-        select(func.count()).select_from(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
+    # What stays (pinned requests, or nothing) is counted afresh: clearing is rare, and this
+    # sets the counters right whatever they were.
+    remaining, held = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(CapturedRequest.stored_bytes), 0)).where(
+            CapturedRequest.bin_id == bin_id
+        )
+    ).one()
+    db.session.execute(
+        update(Bin).where(Bin.id == bin_id).values(request_count=remaining, stored_bytes=held)
     )
-    db.session.execute(update(Bin).where(Bin.id == bin_id).values(request_count=remaining))
     db.session.commit()
     return gone
 

@@ -34,13 +34,16 @@ STREAM_BLOB_BYTES = 256 * 1024
 _NO_AUTOCHECKPOINT = "hookscope.no_autocheckpoint"
 
 _TAKE_SEQS = f"""
-UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ? WHERE id = ?
+UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ?,
+                stored_bytes = stored_bytes + ?, last_capture_at = ?
+WHERE id = ?
 RETURNING {", ".join(NUMBERED_COLUMNS)}
 """  # noqa: S608 - column names from app/store/batch.py
 _INSERT_REQUEST = """
 INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, delivery_id, pinned)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      remote_addr, received_at, status, rejected, delivery_id, stored_bytes,
+                      pinned)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INSERT_ANSWER = "INSERT INTO answers (request_id, record, sent_at) VALUES (?, ?, ?)"
 _INSERT_PAYLOAD = (
@@ -55,19 +58,28 @@ INSERT INTO attempts (id, request_id, bin_id, kind, target, method, try_number, 
                       lease_until, reason, message, response_truncated, edited)
 VALUES (?, ?, ?, 'forward', ?, ?, 1, 'pending', ?, ?, '', '', 0, 0)
 """
+# The oldest unpinned requests but the newest, oldest first; read lazily, as far as needed.
 _OLDEST = """
-SELECT id, seq FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ? ORDER BY seq LIMIT ?
+SELECT id, seq, stored_bytes FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ?
+ORDER BY seq LIMIT ?
 """
+# Rows read at a time while looking for enough bytes to free.
+_OLDEST_CHUNK = 64
 _DELETE_REQUEST = "DELETE FROM requests WHERE id = ?"
-_SHRINK = "UPDATE bins SET request_count = request_count - ? WHERE id = ?"
+_SHRINK = (
+    "UPDATE bins SET request_count = request_count - ?, stored_bytes = stored_bytes - ?"
+    " WHERE id = ?"
+)
 _RENEW = "UPDATE bins SET expires_at = ? WHERE id = ?"
 
 
 class SqliteWriter(Writer):
     sqlite = True
 
-    def __init__(self, engine: Any, busy_timeout_ms: int = 30_000) -> None:
-        super().__init__(engine, busy_timeout_ms)
+    def __init__(
+        self, engine: Any, busy_timeout_ms: int = 30_000, bin_max_bytes: int | None = None
+    ) -> None:
+        super().__init__(engine, busy_timeout_ms, bin_max_bytes)
         # True when the Recorder checkpoints the WAL itself (checkpoint(), in its native thread),
         # so write() turns SQLite's automatic checkpoint off on its connections: otherwise every
         # thousandth page the committing batch would copy the WAL back and fsync, on the loop.
@@ -183,18 +195,20 @@ class SqliteWriter(Writer):
     def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
         grouped = batches.by_bin(batch)
         taken = {}
-        for bin_id, items in grouped.items():
-            cur.execute(_TAKE_SEQS, (len(items), len(items), bin_id))
+        for bin_id, count, size, at in batches.numbering(grouped, sqlite=True):
+            cur.execute(_TAKE_SEQS, (count, count, size, at, bin_id))
             found = cur.fetchone()
             if found is not None:
                 taken[bin_id] = Numbered.from_row(found)
-        bins, stored = batches.judge(grouped, taken, self.answerer)
+        bins, stored = batches.judge(grouped, taken, self.answerer, self.bin_max_bytes)
         if not stored:
             return
         summaries, request_ids = self._insert(conn, cur, stored)
         forwards = self._forwards(cur, stored, request_ids)
-        dropped = {b.bin_id: self._keep(cur, b) for b in bins}
-        batches.settle(bins, stored, summaries, dropped)
+        dropped, freed = {}, {}
+        for b in bins:
+            dropped[b.bin_id], freed[b.bin_id] = self._keep(cur, b)
+        batches.settle(bins, stored, summaries, dropped, freed)
         if forwards:
             batches.note_forwards(*forwards)
 
@@ -258,10 +272,13 @@ class SqliteWriter(Writer):
             indexing.index_streamed(cur, request_id, body)
         return summaries, request_ids
 
-    def _keep(self, cur: Any, bin_: BinBatch) -> list[int]:
-        """Apply the bin's retention and renew its expiry; return the seqs dropped."""
+    def _keep(self, cur: Any, bin_: BinBatch) -> tuple[list[int], int]:
+        """Apply the bin's retention and renew its expiry; return the seqs dropped and the bytes
+        they held."""
         numbered = bin_.numbered
-        dropped = _drop_oldest(cur, bin_.bin_id, bin_.excess, keep=numbered.last_seq)
+        dropped = _drop_oldest(
+            cur, bin_.bin_id, bin_.excess, bin_.bytes_excess, keep=numbered.last_seq
+        )
         renewed = numbered.renewed_expiry(bin_.items[-1].snap.received_at)
         if renewed is not None:
             cur.execute(_RENEW, (_stored_time(renewed), bin_.bin_id))
@@ -277,16 +294,34 @@ def _insert_rows(cur: Any, statement: str, rows: list[tuple]) -> None:
     cur.execute(sql, [value for row in rows for value in row])
 
 
-def _drop_oldest(cur: Any, bin_id: str, excess: int, keep: int) -> list[int]:
-    """Delete the ``excess`` oldest unpinned requests other than ``keep``; return their seqs."""
-    if excess <= 0:
-        return []
-    cur.execute(_OLDEST, (bin_id, False, keep, excess))
-    victims = cur.fetchall()
+def _drop_oldest(
+    cur: Any, bin_id: str, excess: int, bytes_excess: int, keep: int
+) -> tuple[list[int], int]:
+    """Delete the oldest unpinned requests other than ``keep``, at least ``excess`` of them
+    holding at least ``bytes_excess`` bytes (or all there are); return their seqs and bytes."""
+    if excess <= 0 and bytes_excess <= 0:
+        return [], 0
+    victims, freed = [], 0
+    if bytes_excess <= 0:
+        cur.execute(_OLDEST, (bin_id, False, keep, excess))
+        victims = cur.fetchall()
+        freed = sum(v[2] for v in victims)
+    else:
+        # How many rows free enough bytes is unknown: read a few at a time, stop when done.
+        cur.execute(_OLDEST, (bin_id, False, keep, -1))
+        while len(victims) < excess or freed < bytes_excess:
+            rows = cur.fetchmany(_OLDEST_CHUNK)
+            for row in rows:
+                if len(victims) >= excess and freed >= bytes_excess:
+                    break
+                victims.append(row)
+                freed += row[2]
+            if len(rows) < _OLDEST_CHUNK:
+                break
     if victims:
         cur.executemany(_DELETE_REQUEST, [(v[0],) for v in victims])
-        cur.execute(_SHRINK, (len(victims), bin_id))
-    return [v[1] for v in victims]
+        cur.execute(_SHRINK, (len(victims), freed, bin_id))
+    return [v[1] for v in victims], freed
 
 
 def _stored_time(naive_utc: datetime) -> str:

@@ -24,11 +24,15 @@ class Writer:
     # How long the storing process holds a new capture's auto-forward tries (app/store/forwards.py).
     forward_lease_seconds = 65.0
 
-    def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self, engine: Engine, busy_timeout_ms: int = 30_000, bin_max_bytes: int | None = None
+    ) -> None:
         self._engine = engine
         self._busy_timeout_ms = busy_timeout_ms
         # Set by the capture gate: answers each capture inside its transaction (batch.judge).
         self.answerer: Answerer | None = None
+        # The operator's byte budget per bin (HOOKSCOPE_BIN_MAX_BYTES); caps each bin's own.
+        self.bin_max_bytes = bin_max_bytes
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""

@@ -9,6 +9,7 @@ from app.extensions import csrf
 # Imported with the package: Flask-SocketIO keeps handlers declared before the first app binds
 # Socket.IO and gives them to every app's server; declared later, only the first app's has them.
 from app.web import (
+    admin,
     api,
     crosssite,
     csp_reports,
@@ -30,7 +31,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)
     # Browsers send violation reports without cookies or tokens.
     csrf.exempt(csp_reports.bp)
-    for blueprint in (api.bp, pages.bp, health.bp, csp_reports.bp):
+    for blueprint in (api.bp, pages.bp, admin.bp, health.bp, csp_reports.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     limits.init_app(app)  # after the routes: it applies the limits they declare

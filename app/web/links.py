@@ -45,8 +45,9 @@ def share_url(bin_id: str, read_key: str) -> str:
 
 def bin_dict(bin_: Bin, read_key: str | None = None) -> dict[str, Any]:
     """Serialise a bin for someone allowed to read it, with the links they need."""
+    ceiling = current_app.config["HOOKSCOPE_BIN_MAX_BYTES"]
     body: dict[str, Any] = {
-        **bin_.to_dict(),
+        **bin_.to_dict(ceiling),
         **bin_links(bin_.id),
         **responses.shown(bin_.response_settings),
     }

@@ -43,6 +43,7 @@ def spec() -> Schema:
     config = current_app.config
     settings = document["components"]["schemas"]["BinSettings"]["properties"]
     settings["max_requests"]["maximum"] = config["HOOKSCOPE_MAX_REQUESTS_CEILING"]
+    settings["max_bytes"]["maximum"] = config["HOOKSCOPE_BIN_MAX_BYTES"]
     settings["expires_after"]["maximum"] = config["HOOKSCOPE_MAX_BIN_TTL_SECONDS"]
     if config["HOOKSCOPE_ALLOW_NEVER_EXPIRE"]:
         settings["expires_after"]["type"] = ["integer", "null"]

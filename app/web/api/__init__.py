@@ -23,7 +23,10 @@ def _csrf_for_cookie_callers() -> None:
     """Ask for the CSRF token only where a browser's cookie is the credential.
 
     A Bearer key cannot be sent by another site, and a caller without the cookie holds nothing
-    a forged request could use; a change riding on the cookie must carry X-CSRFToken.
+    a forged request could use; a change riding on the cookie must carry X-CSRFToken. The
+    Bearer may be a bin's read key or, on creation and the admin routes, an operator token;
+    those two are taken from the Bearer alone when one is sent, never from the cookie
+    (app/web/operators.py), and a read key is never compared with them.
     """
     if request.method in ("GET", "HEAD", "OPTIONS") or access.bearer_token() is not None:
         return
@@ -37,4 +40,4 @@ def openapi_spec() -> Response:
     return Response(openapi.spec_json(), mimetype="application/json")
 
 
-from app.web.api import bins, full, replay, requests, usage  # noqa: E402, F401 - the routes, registered on bp
+from app.web.api import admin, bins, full, replay, requests, usage  # noqa: E402, F401 - routes on bp

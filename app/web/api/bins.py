@@ -7,7 +7,7 @@ from flask import Response, current_app, jsonify, request, url_for
 from app import live
 from app.outbound import bounds, targets
 from app.store import bins
-from app.web import access, responses
+from app.web import access, operators, responses
 from app.web.api import bp
 from app.web.api.params import changeable, changeable_or_refused, json_object, readable_or_404
 from app.web.errors import Refused
@@ -18,10 +18,15 @@ from app.web.links import bin_dict
 @bp.post("/bins")
 @limited("HOOKSCOPE_RATE_LIMIT_CREATE", scope="create-bin")
 def create_bin() -> tuple[Response, int, dict[str, str]]:
-    """Create a bin; the answer carries its read key, which this browser also keeps."""
+    """Create a bin; the answer carries its read key, which this browser also keeps.
+
+    Where the operator restricts creation, this needs the create token or a trusted user
+    (app/web/operators.py).
+    """
+    created_by = operators.creator()
     settings, checked = responses.take_changes(json_object(), None)
     _check_targets(settings)
-    created = bins.create(settings=settings, checked=checked)
+    created = bins.create(settings=settings, checked=checked, created_by=created_by)
     access.remember(created.bin.id, created.read_key)
     location = url_for("api.get_bin", bin_id=created.bin.id)
     return jsonify(bin_dict(created.bin, created.read_key)), 201, {"Location": location}

@@ -1,0 +1,307 @@
+"""Operator controls, measured: what storage accounting costs a capture, how fast the admin
+listing of 100,000 bins answers, and the memory and disk that bins take (README's sizing table).
+
+* budget: ingest's wrk load on the code under test and on a baseline commit without storage
+  accounting (``--baseline``), alternating in the same run; the ratio of captures/s per run.
+* admin: the schema made by the app, 100,000 bins written straight into ``bins`` (sqlite3
+  executemany, psycopg COPY), the app started again over them and ``GET /api/v1/admin/bins``
+  timed: the first page, a page half way down, each with the totals it carries.
+* sizing: one server; bins written into ``bins`` in steps, each then sent one 1 KiB capture
+  through HTTP (so the worker's caches, limiter and settings hold every bin), the worker's
+  VmRSS read after each step; and one bin filled with 1,000 captures of 1 KiB, for the bytes
+  the database file takes per byte counted against the budgets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+from common import memory_kib, print_rows, problems, timing, worker_pids
+from ingest import BODY, bearer, ingest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+SAMPLES, WARMUP = 20, 2
+SIZING_STEPS = (100, 1_000, 10_000)
+FILLED_REQUESTS = 1_000
+# What every bench server keeps: every capture (retention would make counts differ).
+KEEP_ALL = {
+    "HOOKSCOPE_MAX_REQUESTS_CEILING": "10000000",
+    "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
+}
+BIN_COLUMNS = (
+    "id", "name", "description", "created_at", "read_key_hash", "last_seq", "request_count",
+    "max_requests", "expires_after", "expires_at", "ingest_auth", "ingest_secret_hash", "fixed",
+    "settings_version", "max_bytes", "stored_bytes", "last_capture_at", "created_by",
+)  # fmt: skip
+
+
+def load_baseline(rev: str):
+    """tests/harness.py of another commit, served from a snapshot of that commit."""
+    root = Path(tempfile.mkdtemp(prefix="hookscope-bench-baseline-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    spec = importlib.util.spec_from_file_location("baseline_harness", root / "tests/harness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module, commit
+
+
+def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: list[int]) -> dict:
+    """Captures/s with storage accounting (the code under test) over the baseline's, per run."""
+    base, commit = load_baseline(baseline)
+    out: dict = {"baseline": f"{baseline} ({commit})", "runs": []}
+    sides = [("accounting", harness), ("baseline", base)]
+    for run in range(1, runs + 1):
+        order = sides if run % 2 else list(reversed(sides))
+        result: dict = {"run": run}
+        for name, module in order:
+            with tempfile.TemporaryDirectory(prefix=f"hookscope-budget-{name}-") as tmp:
+                env = {"DATABASE_URL": f"sqlite:///{tmp}/hookscope.db", **KEEP_ALL}
+                gun = module.Gunicorn(Path(tmp), env=env)
+                gun.start()
+                try:
+                    for c in connections:
+                        made = gun.create_bin()
+                        r = ingest(gun.url, made["id"], made["read_key"], c, seconds, page=False)
+                        result[f"{name} c={c}"] = r["captures_per_s"]
+                        result[f"{name} c={c} lost"] = r["lost"]
+                        print(f"  budget run {run} {name} c={c}: {r['captures_per_s']}/s "
+                              f"p99 {r['p99_ms']:.1f} ms lost {r['lost']}", flush=True)  # fmt: skip
+                finally:
+                    gun.stop()
+                    result[f"{name} log problems"] = len(problems(gun.log_text()))
+        for c in connections:
+            ratio = result[f"accounting c={c}"] / result[f"baseline c={c}"]
+            result[f"ratio c={c}"] = round(ratio, 3)
+        out["runs"].append(result)
+    out["ratio_median"] = {
+        c: statistics.median(r[f"ratio c={c}"] for r in out["runs"]) for c in connections
+    }
+    rows = [
+        [f"c={c}", statistics.median(r[f"accounting c={c}"] for r in out["runs"]),
+         statistics.median(r[f"baseline c={c}"] for r in out["runs"]),
+         [r[f"ratio c={c}"] for r in out["runs"]], out["ratio_median"][c]]
+        for c in connections
+    ]  # fmt: skip
+    print(f"\nstorage accounting vs {out['baseline']}, captures/s (median of {runs} run(s))")
+    print_rows(["load", "accounting", "baseline", "ratio per run", "ratio (median)"], rows)
+    return out
+
+
+def _bin_rows(n: int, start: int = 0, seed: int = 16):
+    """``n`` bins as rows of BIN_COLUMNS: sizes spread from empty to a full default budget."""
+    rng = random.Random(seed + start)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for i in range(start, start + n):
+        count = rng.randrange(0, 1000)
+        yield (
+            f"bench-bin-{i:07d}", f"bin {i}", "", now - timedelta(seconds=i),
+            f"{rng.getrandbits(256):064x}", count, count, 1000, 604800, now + timedelta(days=7),
+            None, None, False, 0, None, rng.randrange(0, 100 * 1024 * 1024), now,
+            f"user{i % 97}@example.com" if i % 3 else None,
+        )  # fmt: skip
+
+
+def _insert_sqlite(path: str, n: int, start: int = 0) -> None:
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        marks = ", ".join("?" * len(BIN_COLUMNS))
+        with db:
+            db.executemany(
+                f"INSERT INTO bins ({', '.join(BIN_COLUMNS)}) VALUES ({marks})",  # noqa: S608
+                ((*r[:3], r[3].isoformat(" "), *r[4:9], r[9].isoformat(" "), *r[10:16],
+                  r[16].isoformat(" "), r[17]) for r in _bin_rows(n, start)),
+            )  # fmt: skip
+    finally:
+        db.close()
+
+
+def _insert_postgres(url: str, n: int) -> None:
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY bins ({', '.join(BIN_COLUMNS)}) FROM STDIN") as copy:
+            for row in _bin_rows(n):
+                copy.write_row(row)
+        cur.execute("ANALYZE bins")
+
+
+def admin_listing(launch: Callable, harness, n: int, databases: list[str]) -> dict:
+    """Time the admin listing's first page (and one half way down) over ``n`` bins."""
+    out: dict = {"bins": n, "samples": SAMPLES, "databases": []}
+    for kind in databases:
+        with tempfile.TemporaryDirectory(prefix=f"hookscope-admin-{kind}-") as tmp:
+            url = (
+                harness.fresh_postgres_database()
+                if kind == "postgres"
+                else f"sqlite:///{tmp}/hookscope.db"
+            )
+            env = {"DATABASE_URL": url, "HOOKSCOPE_ADMIN_TOKEN": ADMIN_TOKEN}
+            try:
+                launch(Path(tmp), env).start().stop()  # the app makes its schema
+                t0 = time.monotonic()
+                if kind == "postgres":
+                    _insert_postgres(url, n)
+                else:
+                    _insert_sqlite(url.removeprefix("sqlite:///"), n)
+                filled = round(time.monotonic() - t0, 1)
+                out["databases"].append({"database": kind, "fill_s": filled, **_time_listing(
+                    launch(Path(tmp), env).start()
+                )})  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - reported, the next database goes on
+                out["databases"].append({"database": kind, "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                if kind == "postgres":
+                    harness.drop_postgres_database(url)
+    rows = [
+        [d["database"], d.get("first_page", {}).get("median_ms"),
+         d.get("first_page", {}).get("p95_ms"), d.get("half_way", {}).get("median_ms"),
+         d.get("half_way", {}).get("p95_ms"), d.get("error", "")]
+        for d in out["databases"]
+    ]  # fmt: skip
+    print(f"\nadmin listing of {n:,} bins, GET /api/v1/admin/bins?limit=50 ({SAMPLES} samples)")
+    head = ["database", "first p50 ms", "first p95 ms", "half way p50", "half way p95", ""]
+    print_rows(head, rows)
+    return out
+
+
+def _time_listing(gun) -> dict:
+    try:
+        s = requests.Session()
+        s.headers.update(bearer(ADMIN_TOKEN))
+        url = gun.url + "/api/v1/admin/bins"
+
+        def timed(params: dict) -> tuple[list[float], dict]:
+            samples, body = [], {}
+            for i in range(WARMUP + SAMPLES):
+                t0 = time.perf_counter()
+                r = s.get(url, params=params, timeout=30)
+                elapsed = time.perf_counter() - t0
+                r.raise_for_status()
+                body = r.json()
+                if i >= WARMUP:
+                    samples.append(elapsed)
+            return samples, body
+
+        first, body = timed({"limit": 50})
+        # A cursor half way down: walk pages of 500 to the middle.
+        cursor, seen = body["next"], 50
+        while seen < body["totals"]["bins"] // 2 and cursor:
+            page = s.get(url, params={"limit": 500, "after": cursor}, timeout=60).json()
+            cursor, seen = page["next"], seen + len(page["bins"])
+        half, _ = timed({"limit": 50, "after": cursor})
+        return {
+            "first_page": timing(first),
+            "half_way": timing(half),
+            "totals": body["totals"],
+            "log_problems": problems(gun.log_text())[:5],
+        }
+    finally:
+        gun.stop()
+
+
+def sizing(launch: Callable, steps: tuple[int, ...] = SIZING_STEPS) -> dict:
+    """Worker RSS with N bins touched, and the database's bytes per byte counted."""
+    out: dict = {"steps": [], "filled": {}}
+    with tempfile.TemporaryDirectory(prefix="hookscope-sizing-") as tmp:
+        path = f"{tmp}/hookscope.db"
+        # Flood limits on, as in production (their counters are per bin), set too high to bite.
+        env = {
+            "DATABASE_URL": f"sqlite:///{path}",
+            "HOOKSCOPE_RATE_LIMITS": "true",
+            "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+        }
+        gun = launch(Path(tmp), env).start()
+        try:
+            pid = worker_pids(gun.proc.pid)[0]
+            s = requests.Session()
+            warm = gun.create_bin()
+            for _ in range(20):
+                s.post(warm["capture_url"], data=BODY, timeout=10)
+            time.sleep(1)
+            out["idle_rss_kib"] = memory_kib(pid)["VmRSS"]
+            made = 0
+            for target in steps:
+                _insert_sqlite(path, target - made, start=made)
+                for i in range(made, target):
+                    r = s.post(f"{gun.url}/h/bench-bin-{i:07d}", data=BODY, timeout=10)
+                    r.raise_for_status()
+                made = target
+                time.sleep(1)
+                rss = memory_kib(pid)["VmRSS"]
+                db_bytes, wal_bytes = _file_bytes(path)
+                out["steps"].append({
+                    "bins_touched": target, "rss_kib": rss,
+                    "over_idle_kib": rss - out["idle_rss_kib"],
+                    "db_bytes": db_bytes, "wal_bytes": wal_bytes,
+                })  # fmt: skip
+                print(f"  sizing: {target:,} bins touched: worker RSS {rss / 1024:.1f} MiB",
+                      flush=True)  # fmt: skip
+            out["log_problems"] = problems(gun.log_text())[:5]
+        finally:
+            gun.stop()
+    out["filled"] = _filled(launch)
+    rows = [
+        [f"{x['bins_touched']:,}", round(x["rss_kib"] / 1024, 1),
+         round(x["over_idle_kib"] / 1024, 1)]
+        for x in out["steps"]
+    ]  # fmt: skip
+    print(f"\nworker RSS with bins touched (idle {out['idle_rss_kib'] / 1024:.1f} MiB)")
+    print_rows(["bins touched", "RSS MiB", "over idle MiB"], rows)
+    f = out["filled"]
+    print(f"one bin of {FILLED_REQUESTS:,} captures of 1 KiB: {f['stored_bytes']:,} bytes counted,"
+          f" database grew {f['db_growth_bytes']:,} bytes ({f['ratio']}x)")  # fmt: skip
+    return out
+
+
+def _filled(launch: Callable) -> dict:
+    """Fill one bin with 1 KiB captures: the file's growth per byte counted against budgets."""
+    with tempfile.TemporaryDirectory(prefix="hookscope-filled-") as tmp:
+        path = f"{tmp}/hookscope.db"
+        gun = launch(Path(tmp), {"DATABASE_URL": f"sqlite:///{path}"}).start()
+        try:
+            made = gun.create_bin()
+            time.sleep(0.5)
+            before, _ = _file_bytes(path)
+            s = requests.Session()
+            for _ in range(FILLED_REQUESTS):
+                s.post(made["capture_url"], data=BODY, timeout=10).raise_for_status()
+            time.sleep(1)  # the search index catches up
+            shown = s.get(
+                f"{gun.url}/api/v1/bins/{made['id']}", headers=bearer(made["read_key"]), timeout=10
+            ).json()
+        finally:
+            gun.stop()  # the last connection to close checkpoints the WAL into the file
+        after, wal = _file_bytes(path)
+    growth = after - before
+    return {
+        "requests": shown["request_count"],
+        "stored_bytes": shown["stored_bytes"],
+        "db_growth_bytes": growth,
+        "wal_bytes_left": wal,
+        "ratio": round(growth / shown["stored_bytes"], 2),
+    }
+
+
+def _file_bytes(path: str) -> tuple[int, int]:
+    """The sizes of the SQLite file and of its WAL."""
+    return tuple(  # type: ignore[return-value]
+        os.path.getsize(p) if os.path.exists(p) else 0 for p in (path, path + "-wal")
+    )
