@@ -25,8 +25,7 @@ from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs
-from app.runtime.logs import printable
+from app.runtime import logs, metrics
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
 from app.store.settings import cache_of
@@ -50,6 +49,8 @@ _REASONS = {
 }
 
 StartResponse = Callable[..., Any]
+# The environ key under which the gate keeps the size of the body it read, for the metrics.
+RECEIVED = "hookscope.received_bytes"
 
 
 class CaptureGate:
@@ -62,27 +63,34 @@ class CaptureGate:
         self.limits = CaptureLimits(app)
         self.settings = cache_of(app)
         self._gevent = under_gevent()
+        # None when metrics are off: then nothing below counts (app/runtime/metrics.py).
+        self.tally = metrics.enable() if app.config["HOOKSCOPE_METRICS"] else None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
         bin_id = environ["PATH_INFO"][len(paths.CAPTURE_PREFIX) :].partition("/")[0]
+        tally = self.tally
         try:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
+            if tally is not None:
+                tally.refused(status)
         body = (text + "\n").encode()
-        logs.info(
+        seconds = time.perf_counter() - started
+        logs.capture(
             log,
-            "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f",
-            printable(bin_id),
-            printable(environ.get("REQUEST_METHOD", "")),
-            printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
-            environ.get("CONTENT_LENGTH") or "-",
+            bin_id,
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
+            environ.get("CONTENT_LENGTH"),
             status,
-            (time.perf_counter() - started) * 1000,
+            seconds,
         )
+        if tally is not None:
+            tally.capture(status, environ.get(RECEIVED, 0), seconds)
         response_headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
@@ -107,6 +115,8 @@ class CaptureGate:
             message, retry = spent
             raise Refused(429, message, **{"Retry-After": str(retry)})
         body = read_body(environ, self.config, self._gevent)
+        if self.tally is not None:
+            environ[RECEIVED] = len(body)
         snap = snapshot.take(
             environ,
             body,
@@ -125,6 +135,8 @@ class CaptureGate:
         live.publish_capture(recorded)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
+            if self.tally is not None:
+                self.tally.refused(401)  # stored, flagged rejected, but refused all the same
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}

@@ -10,8 +10,12 @@ import ctypes
 import os
 
 from app.config import server_settings
+from app.runtime import metrics
 
 _settings = server_settings()
+# Metrics from every worker: prometheus-client's multiprocess mode, which must be chosen before
+# anything imports it (app/runtime/metrics.py). A folder made here is removed at exit.
+_metrics_dir = metrics.prepare(_settings.metrics_dir) if _settings.metrics else ""
 
 # Patch the master too: gunicorn's gevent workers patch only after the fork, and by then the
 # migrations run in on_starting have imported ssl-using modules unpatched.
@@ -38,16 +42,21 @@ control_socket_disable = True
 # Captures log one structured line each (app/capture.py); other requests get an access line.
 accesslog = "-"
 errorlog = "-"
+if _settings.log_format == "json":
+    logger_class = "app.runtime.jsonlogs.Logger"
 
 
 def on_starting(server) -> None:
     """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
+    import sys
+
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.runtime import internals
+    from app.runtime import internals, logs
     from app.store import bins
 
+    logs.install(_settings.log_format, sys.stderr)  # the master's own lines (internals' too)
     internals.enforce()  # before anything runs on a library that lacks what it relies on
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
@@ -83,21 +92,41 @@ def post_worker_init(worker) -> None:
     import logging
     import sys
 
-    from app.runtime import janitor, logs
+    from app.runtime import exporter, janitor, jsonlogs, logs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
-    handler = logs.LineHandler(sys.stderr)
+    logs.install(_settings.log_format, sys.stderr)
+    if _settings.log_format == "json":
+        jsonlogs.format_handlers(logging.getLogger())  # Flask's and the migrations' lines
     logger = logging.getLogger("hookscope")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # the migrations' logging setup gave the root logger a handler too
     if not map_big_allocations():
         logger.warning(
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    exporter.start()  # when metrics are on
     logger.info("worker [%d] serving", os.getpid())
+
+
+def worker_exit(server, worker) -> None:
+    """Count what this worker counted in its last second."""
+    from app.runtime import exporter
+
+    if _settings.metrics:
+        exporter.flush()
+
+
+def child_exit(server, worker) -> None:
+    """In the master: a dead worker's watchers are no longer watching."""
+    if _settings.metrics:
+        metrics.worker_gone(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics folder this start made."""
+    if _metrics_dir and not _settings.metrics_dir:
+        metrics.forget(_metrics_dir)

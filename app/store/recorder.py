@@ -28,6 +28,7 @@ from flask import Flask
 
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
+from app.runtime import metrics
 from app.store import batch as batches
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
@@ -120,6 +121,8 @@ class Recorder:
             self._wake.clear()
             while self._pending:
                 batch = self._take()
+                if metrics.current is not None:
+                    metrics.current.batches.observe(len(batch))
                 try:
                     self._write(batch)
                 except StorageUnavailable as err:

@@ -14,6 +14,7 @@ from app.web import (
     errors,
     health,
     limits,
+    metrics,
     pages,
     security,
     sockets,  # noqa: F401 - the handlers register themselves
@@ -21,7 +22,8 @@ from app.web import (
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, the API, the health checks and CSP reports, with their protections."""
+    """Register the pages, the API, the health checks, CSP reports and metrics, with their
+    protections."""
     security.init_app(app)
     csrf.init_app(app)
     # API calls are checked by how they authenticate (app/web/api/); captures never reach Flask.
@@ -30,5 +32,6 @@ def init_app(app: Flask) -> None:
     csrf.exempt(csp_reports.bp)
     for blueprint in (api.bp, pages.bp, health.bp, csp_reports.bp):
         app.register_blueprint(blueprint)
+    metrics.init_app(app)
     errors.init_app(app)
     limits.init_app(app)  # after the routes: it applies the limits they declare
