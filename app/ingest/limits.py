@@ -1,8 +1,9 @@
 """Flood limits on the capture URL: captures per sender address and per bin.
 
 Counted with the app's flask-limiter storage and strategy (app/web/limits.py makes the limiter):
-in memory for one process, in Redis (REDIS_URL) when several share the work. Captures bypass
-Flask, so they are counted here rather than by a route decorator.
+in memory for one process, in Redis (REDIS_URL) when several share the work, in this process
+while Redis does not answer. Captures bypass Flask, so they are counted here rather than by a
+route decorator.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import limits
 from flask import Flask
 
-from app.web.limits import LIMITER
+from app.web.limits import counting
 
 
 class CaptureLimits:
@@ -36,7 +37,7 @@ class CaptureLimits:
         """Count this capture; when a limit is spent, say which (message, seconds to wait)."""
         if not self.rules:
             return None
-        strategy = self.app.extensions[LIMITER].limiter
+        strategy = counting(self.app)
         for item, setting, prefix in self.rules:
             key = (environ.get("REMOTE_ADDR") or "-") if prefix == "capture-address" else bin_id
             if not strategy.hit(item, prefix, key):
