@@ -36,6 +36,9 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from app.live.resilient import Resilient
+from app.runtime import metrics
+
 log = logging.getLogger("hookscope.live")
 # Frames up to this size go straight out. A bigger one (a summary with a very long path) takes
 # engineio's queue, so that a socket taking only part of a frame stays the exception.
@@ -182,12 +185,16 @@ class FanoutMixin:
         direct = len(frame) <= DIRECT_FRAME_MAX
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         lanes = self.lanes.by_sid
+        sent = 0
         for sid, eio_sid in self.get_participants(namespace, room):  # type: ignore[attr-defined]
             if sid in skip:
                 continue
+            sent += 1
             lane = lanes.get(eio_sid) if direct else None
             if lane is None or not lane.send_now(frame):
                 self.server._send_eio_packet(eio_sid, eio_pkt)
+        if sent and metrics.current is not None:
+            metrics.current.events_sent += sent
         return None
 
 
@@ -195,8 +202,9 @@ class Manager(FanoutMixin, socketio.Manager):
     """In-process rooms (one worker, no message queue)."""
 
 
-class RedisManager(socketio.RedisManager, Manager):
+class RedisManager(Resilient, Manager):
     """Rooms shared through Redis: emits are published; each worker delivers to its own watchers.
+    What happens while Redis is away is in app/live/resilient.py.
 
     The order of bases puts the fan-out after Redis's publish and before the in-process delivery
     that each worker runs for what it hears from Redis.
@@ -243,7 +251,7 @@ class RedisManager(socketio.RedisManager, Manager):
                 continue
             if isinstance(data, dict) and data.get("method") == BATCH:
                 yield from data.get("messages", ())
-            else:
+            elif not (isinstance(data, dict) and self.heard(data)):
                 yield data
 
 
