@@ -24,7 +24,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem
 from limits.storage import MemoryStorage
-from limits.strategies import RateLimiter
+from limits.strategies import STRATEGIES, RateLimiter
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
@@ -97,8 +97,10 @@ class Counting:
     """The limiter's strategy for captures, and its twin in this process's memory, used while
     the shared storage (Redis) does not answer."""
 
-    def __init__(self, limiter: Limiter) -> None:
-        self.limiter = limiter
+    def __init__(self, limiter: Limiter, strategy: str) -> None:
+        # The limiter's own storage, never its in-memory fallback (``limiter.limiter`` while
+        # flask-limiter thinks the storage dead), so that captures go back to Redis on their own.
+        self.shared: RateLimiter = STRATEGIES[strategy](limiter.storage)
         self.local: RateLimiter | None = None
         self.down_until = float("-inf")
         self.down = False
@@ -112,7 +114,7 @@ class Counting:
         return self._call("get_window_stats", item, *identifiers)
 
     def _call(self, name: str, *args: Any) -> Any:
-        shared = self.limiter.limiter
+        shared = self.shared
         if time.monotonic() >= self.down_until:
             try:
                 found = getattr(shared, name)(*args)
@@ -143,5 +145,6 @@ def counting(app: Flask) -> Counting:
     """The app's counting for captures (app/ingest/limits.py)."""
     found = app.extensions.get(_COUNTING)
     if found is None:
-        found = app.extensions[_COUNTING] = Counting(app.extensions[LIMITER])
+        strategy = app.config.get("RATELIMIT_STRATEGY") or "fixed-window"
+        found = app.extensions[_COUNTING] = Counting(app.extensions[LIMITER], strategy)
     return found
