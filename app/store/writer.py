@@ -31,6 +31,10 @@ class Writer:
             return self._engine.raw_connection()
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
+        except db_errors() as err:
+            # The pool's reconnect raises the driver's own error, unwrapped (PostgreSQL shutting
+            # down or not accepting connections yet): storage trouble all the same, not a bug.
+            raise StorageUnavailable(str(err)) from err
 
     def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
