@@ -149,3 +149,108 @@ class PrivatePostgres:
             except subprocess.CalledProcessError:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _need_root_and(*programs: str) -> None:
+    if os.geteuid() != 0:
+        unavailable("mounting a filesystem needs root")
+    for program in programs:
+        if shutil.which(program) is None:
+            unavailable(f"{program} is not installed")
+
+
+class SmallTmpfs:
+    """A tmpfs of ``size`` bytes at ``path``: a disk that fills up (mount -t tmpfs -o size=)."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        _need_root_and("mount", "umount")
+        self.path, self.size = path, size
+        self.filler = path / "filler"
+
+    def mount(self) -> SmallTmpfs:
+        self.path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0755", "tmpfs", str(self.path)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            unavailable(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        return self
+
+    def fill(self) -> int:
+        """Take every free byte with a file of our own; return how many that was."""
+        chunk, written = b"\0" * 65536, 0
+        with open(self.filler, "wb", buffering=0) as f:
+            while True:
+                try:
+                    written += f.write(chunk)
+                except OSError:
+                    break
+        for size in (4096, 512, 1):  # and the last partial chunk
+            with open(self.filler, "ab", buffering=0) as f:
+                try:
+                    while True:
+                        written += f.write(b"\0" * size)
+                except OSError:
+                    pass
+        return written
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+class Ext4Image:
+    """An ext4 filesystem in a file, loop-mounted at ``path`` with errors=remount-ro (Debian's
+    choice for its root filesystem): ``fail()`` makes the kernel record an error, as a failing
+    disk would, and turn it read-only under the files open on it."""
+
+    def __init__(self, path: Path, image: Path, size: int = 32 * 1024 * 1024) -> None:
+        _need_root_and("mount", "umount", "mkfs.ext4", "e2fsck", "findmnt")
+        self.path, self.image, self.size = path, image, size
+
+    def create(self) -> Ext4Image:
+        with open(self.image, "wb") as f:
+            f.truncate(self.size)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
+        return self.mount()
+
+    def mount(self) -> Ext4Image:
+        self.path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.path)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            unavailable(f"cannot loop-mount an ext4 image here: {done.stderr.strip()}")
+        return self
+
+    def options(self) -> str:
+        return subprocess.run(
+            ["findmnt", "-n", "-o", "OPTIONS", str(self.path)], capture_output=True, text=True
+        ).stdout.strip()
+
+    def fail(self) -> None:
+        """Have ext4 record an error (its sysfs trigger): with errors=remount-ro the kernel turns
+        the filesystem read-only at once, open files and all."""
+        device = subprocess.run(
+            ["findmnt", "-n", "-o", "SOURCE", str(self.path)], capture_output=True, text=True
+        ).stdout.strip()
+        trigger = Path("/sys/fs/ext4") / Path(device).name / "trigger_fs_error"
+        if not trigger.exists():
+            unavailable(f"this kernel has no {trigger}")
+        trigger.write_text("hookscope outage test\n")
+
+    def repair(self) -> None:
+        """Unmount, check and mount again: what an operator does once nothing holds it open."""
+        subprocess.run(["umount", str(self.path)], check=True)
+        subprocess.run(["e2fsck", "-f", "-y", str(self.image)], capture_output=True)
+        self.mount()
+
+    def remove(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+        self.image.unlink(missing_ok=True)

@@ -104,11 +104,12 @@ def write_check() -> dict[str, object]:
                 with conn.begin():
                     conn.exec_driver_sql("SELECT pg_current_xact_id()")
         found = {"ok": True}
-    except DBAPIError as err:
-        told = f"{err.orig.__class__.__name__}: {err.orig}".splitlines()[0][:300]
+    except (DBAPIError, sqlite3.Error) as err:
+        driver = err.orig if isinstance(err, DBAPIError) else err  # raw when the PRAGMA failed
+        told = f"{driver.__class__.__name__}: {driver}".splitlines()[0][:300]
         log.warning("storage does not take writes: %s", told)
-        sqlite = isinstance(err.orig, sqlite3.Error)
-        found = {"ok": False, "error": told if sqlite else err.orig.__class__.__name__}
+        sqlite = isinstance(driver, sqlite3.Error)
+        found = {"ok": False, "error": told if sqlite else driver.__class__.__name__}
     current_app.extensions[_CHECKED] = (time.monotonic(), found)
     return found
 

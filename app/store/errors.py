@@ -24,6 +24,18 @@ def db_errors() -> tuple[type[BaseException], ...]:
     return (*errors, psycopg.Error)
 
 
+def contended(err: BaseException | None) -> bool:
+    """Tell whether an SQLite error (or the error behind ``err``) only says that another
+    connection holds the lock: then the connections are fine and only have to wait. Any other
+    (read-only, disk full, I/O error) may mean the file under them changed."""
+    while err is not None:
+        code = getattr(err, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        err = err.__cause__
+    return False
+
+
 def discard(conn: Any) -> None:
     """Roll back what a failed transaction left and drop the connection from the pool: a
     connection in an unknown state is never reused."""

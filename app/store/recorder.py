@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask import Flask
 
@@ -44,6 +47,19 @@ INLINE_BATCH_BYTES = 1024 * 1024
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
 EXTENSION = "hookscope.recorder"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: BaseException
+
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except BaseException as err:  # handed to the caller's greenlet, raised there
+        return _Raised(err)
 
 
 def recorder_of(app: Flask) -> Recorder:
@@ -176,12 +192,20 @@ class Recorder:
                     if self._thread is None:
                         more = self._writer.index(conn)
                     else:
-                        more = self._thread.apply(self._writer.index, (conn,))
+                        more = self._in_thread(self._writer.index, conn)
                 finally:
                     self._index_idle.set()
                     conn.close()
                 if not more:
                     return
+
+    def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in the writer's native thread; return what it returned, or raise here what
+        it raised (raised in the thread, gevent would also print it as an error of its own)."""
+        outcome = self._thread.apply(_outcome, (fn, *args))
+        if isinstance(outcome, _Raised):
+            raise outcome.error
+        return outcome
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0
@@ -209,6 +233,6 @@ class Recorder:
                 self._index_idle.wait()
                 if self._writer.write(conn, batch, wait=False):
                     return
-            self._thread.apply(self._writer.write, (conn, batch))
+            self._in_thread(self._writer.write, conn, batch)
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)

@@ -20,7 +20,7 @@ from typing import Any
 from app.domain.models import SummaryDict
 from app.store import batch as batches
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
-from app.store.errors import StorageUnavailable, discard
+from app.store.errors import StorageUnavailable, contended, discard
 from app.store.search import indexing
 from app.store.writer import Writer
 
@@ -80,13 +80,17 @@ class SqliteWriter(Writer):
             cur.execute("PRAGMA busy_timeout = 0")
         try:
             cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
+            refused = None
+        except sqlite3.OperationalError as err:
+            refused = err
+        if not wait:
+            cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        if refused is not None:
+            if not contended(refused):  # read-only, an I/O error: not a lock to wait for
+                self.failed(conn, batch, refused)
             if wait:
-                raise StorageUnavailable("the database stayed locked") from None
+                raise StorageUnavailable("the database stayed locked") from refused
             return False
-        finally:
-            if not wait:
-                cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         try:
             self._write(conn, cur, batch)
             conn.commit()
