@@ -53,6 +53,17 @@ def _keeps_header_list() -> bool:
     return list(found._headers) == [("X_Under", "1"), ("A", "1"), ("a", "2")]
 
 
+def _histogram_keeps_bucket_values() -> bool:
+    """A prometheus-client Histogram keeps a value per bucket and one for the sum (read from its
+    source: making one would add a series to every scrape)."""
+    import inspect
+
+    from prometheus_client import Histogram
+
+    source = inspect.getsource(Histogram._metric_init)
+    return "self._buckets" in source and "self._sum" in source
+
+
 GEVENT, ENGINEIO, SOCKETIO, PSYCOPG = "gevent", "python-engineio", "python-socketio", "psycopg"
 PYTHON = "Python"  # the standard library's private parts
 RELIANCES: tuple[Reliance, ...] = (
@@ -142,6 +153,19 @@ RELIANCES: tuple[Reliance, ...] = (
         "socketio:RedisManager._listen",
         "with Redis, each live event would be one message (more Redis work per capture)",
         True,
+    ),
+    Reliance(
+        SOCKETIO,
+        "socketio:RedisManager._redis_connect",
+        "after Redis comes back, pages would not be told to catch up on what this process missed",
+        True,
+    ),
+    Reliance(
+        "prometheus-client",
+        "prometheus_client.metrics:Histogram._metric_init",
+        "with HOOKSCOPE_METRICS, histograms would be written one observation at a time",
+        True,
+        _histogram_keeps_bucket_values,
     ),
     Reliance(
         PSYCOPG,
