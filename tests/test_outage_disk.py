@@ -17,7 +17,10 @@ import pytest
 import requests
 import socketio
 from engines import Ext4Image, SmallTmpfs, wait_for
-from harness import Gunicorn
+from harness import SUITE_DATABASE, Gunicorn
+
+if SUITE_DATABASE != "sqlite":
+    pytest.skip("SQLite's file on a real filesystem: nothing to repeat", allow_module_level=True)
 
 RETRY = {"HOOKSCOPE_RETRY_AFTER_SECONDS": "1"}
 
