@@ -1,7 +1,7 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
-        [--only ingest,live,live1,profile,big,memory,scaleout,index]
+        [--only ingest,live,live1,profile,big,memory,scaleout,index,soak]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -35,6 +35,7 @@ import live_latency
 import memory
 import profiling
 import scaleout
+import soak
 from common import BareServer, cpu_seconds, problems, worker_pids
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,7 @@ WORKER_ENV = {
     "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index"}
+SEPARATE = {"big", "memory", "scaleout", "index", "soak"}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -63,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,soak (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -134,6 +135,14 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=32,
         help="scaleout: wrk connections (the issue's ingest figures use 32 and 256)",
+    )
+    ap.add_argument(
+        "--soak-captures", type=int, default=1_000_000, help="soak: 2xx answers to reach"
+    )
+    ap.add_argument("--soak-bins", type=int, default=100, help="soak: bins loaded in turn")
+    ap.add_argument("--soak-keep", type=int, default=1000, help="soak: retention per bin")
+    ap.add_argument(
+        "--soak-churn", type=int, default=10, help="soak: bins replaced every 100,000 captures"
     )
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
@@ -543,11 +552,12 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory, scaleout and index (as selected): each makes the servers it needs."""
+    """Run big, memory, scaleout, index and soak (as selected): each makes the servers it
+    needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout", "index"):
+    for name in ("big", "memory", "scaleout", "index", "soak"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -557,6 +567,14 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 out[name] = big_bins.run(launch, harness, args.big_rows, args.big_db)
             elif name == "index":
                 out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
+            elif name == "soak":
+                out[name] = soak.run(
+                    launch,
+                    args.soak_captures,
+                    args.soak_bins,
+                    args.soak_keep,
+                    churn=args.soak_churn,
+                )
             elif name == "memory":
                 out[name] = memory.run(
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds
