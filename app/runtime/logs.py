@@ -149,10 +149,33 @@ class JsonLineHandler(LineHandler):
         ms: float,
         name: str = "",
     ) -> None:
-        fields: dict[str, Any] = {"time": iso_time(time.time()), "pid": os.getpid()}
-        fields.update(level="INFO", logger=name, message="capture")
-        fields.update(capture_fields(bin_id, method, path, size, status, ms))
-        self.write(json_line(fields) + "\n")
+        # What json_line(capture_fields(...)) makes, put together here: a dict through
+        # json.dumps cost three times the text line; each string through the encoder's C
+        # quoting, the rest formatted, costs about what the text line does.
+        length = str(int(size)) if size and size.isdigit() else "null"
+        self.write(
+            _CAPTURE_JSON
+            % (
+                iso_time(time.time()),
+                os.getpid(),
+                _quote(name),
+                _quote(cut(bin_id)),
+                _quote(cut(method)),
+                _quote(cut(path)),
+                length,
+                status,
+                ms,
+            )
+        )
+
+
+# The capture line as JsonFormatter writes it (json.dumps' separators), keys in its order.
+_CAPTURE_JSON = (
+    '{"time": "%s", "pid": %d, "level": "INFO", "logger": %s, "message": "capture", "bin": %s,'
+    ' "method": %s, "path": %s, "size": %s, "status": %d, "ms": %.1f}\n'
+)
+# A str as a JSON string literal, ASCII only (escapes control characters, quotes, backslashes).
+_quote = json.encoder.encode_basestring_ascii
 
 
 _LINE_HANDLERS = (LineHandler, JsonLineHandler)
