@@ -44,6 +44,9 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 WORKER_ENV = {
     "gevent": {},
+    # The same worker with /metrics on, or JSON log lines: what each costs a capture.
+    "gevent-metrics": {"HOOKSCOPE_METRICS": "true"},
+    "gevent-jsonlogs": {"HOOKSCOPE_LOG_FORMAT": "json"},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
 SEPARATE = {"big", "memory", "scaleout", "index", "soak"}
