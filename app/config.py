@@ -19,12 +19,14 @@ from typing import Any
 
 import limits
 
+from app.outbound import guard
+
 MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
-# One PostgreSQL search call (app/search/postgres.py), sized on a million-request bin so that the
-# worst query found stays near 100-150 ms (bench/README.md).
+# One PostgreSQL search call (app/store/search/postgres.py), sized on a million-request bin so
+# that the worst query found stays near 100-150 ms (bench/README.md).
 SEARCH_CHUNK_REQUESTS = 50_000
 SEARCH_BUDGET_MS = 150
 
@@ -43,6 +45,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default, low)
+    if value > high:
+        raise ConfigError(f"{name}={value} must be at most {high}")
     return value
 
 
@@ -113,6 +122,14 @@ def _public_url(env: Mapping[str, str]) -> str:
     if raw and not raw.startswith(("http://", "https://")):
         raise ConfigError(f"HOOKSCOPE_PUBLIC_URL={raw!r} must start with http:// or https://")
     return raw
+
+
+def _allow_list(env: Mapping[str, str]) -> guard.AllowList:
+    raw = env.get(guard.ALLOW_SETTING, "")
+    try:
+        return guard.parse_allow_list(raw)
+    except ValueError as err:
+        raise ConfigError(f"{guard.ALLOW_SETTING}={raw!r}: {err}") from None
 
 
 def _need_extra(module: str, extra: str, variable: str) -> None:
@@ -200,8 +217,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
-        # Full-text search on PostgreSQL (app/search/postgres.py): the requests one call always
-        # searches through the GIN index, and how long it may go on past them.
+        # Full-text search on PostgreSQL (app/store/search/postgres.py): the requests one call
+        # always searches through the GIN index, and how long it may go on past them.
         "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(
             env, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS", SEARCH_CHUNK_REQUESTS, minimum=1
         ),
@@ -223,6 +240,27 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
         ),
+        "HOOKSCOPE_RATE_LIMIT_REPLAY": _rate(env, "HOOKSCOPE_RATE_LIMIT_REPLAY", "600/minute"),
+        # Replay and auto-forward (app/outbound/): where they may send, and their bounds.
+        "HOOKSCOPE_OUTBOUND_ALLOW": _allow_list(env),
+        "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5, 1
+        ),
+        "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS", 30, 1
+        ),
+        "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES": _int(
+            env, "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES", MIB, 0
+        ),
+        "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS": _int(env, "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS", 0),
+        # Outbound calls in flight per process, and per bin within a process.
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY": _int(env, "HOOKSCOPE_OUTBOUND_CONCURRENCY", 16, 1),
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN", 4, 1
+        ),
+        # Auto-forward: tries per capture and target, and the first retry's delay (it doubles).
+        "HOOKSCOPE_FORWARD_MAX_ATTEMPTS": _bounded(env, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS", 8, 1, 20),
+        "HOOKSCOPE_FORWARD_RETRY_SECONDS": _int(env, "HOOKSCOPE_FORWARD_RETRY_SECONDS", 5, 1),
         # Counted in this process, or in Redis when several processes share the work; while
         # Redis does not answer, in this process (app/web/limits.py), never refused for it.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
@@ -230,7 +268,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # Never wait long on Redis for a count (the connection is made and used per check).
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;
-        # app/ratelimits.py sets Retry-After on its own 429s.
+        # app/web/limits.py and app/ingest/limits.py set Retry-After on their own 429s.
         "RATELIMIT_HEADERS_ENABLED": False,
         # The browser holds its bins' read keys in the signed session cookie.
         "SESSION_COOKIE_HTTPONLY": True,

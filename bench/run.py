@@ -1,10 +1,10 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
-        [--only ingest,live,live1,profile,big,memory,scaleout,index,soak]
+        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,soak]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
-app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
+app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
 itself. ingest and live1 are also measured against a bare WSGI app (bench/bare_app.py) in the
 same runs, as a reference. Prints a table of medians over the runs and writes everything to
 bench/results/<name>-<timestamp>.json. big, memory and scaleout use the first of --workers.
@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 import big_bins
+import forward
 import index_cost
 import ingest
 import live_latency
@@ -49,7 +50,7 @@ WORKER_ENV = {
     "gevent-jsonlogs": {"HOOKSCOPE_LOG_FORMAT": "json"},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index", "soak"}
+SEPARATE = {"big", "memory", "scaleout", "index", "forward", "soak"}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -67,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index,soak (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,soak (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -99,7 +100,7 @@ def parse_args() -> argparse.Namespace:
         "--access-log",
         choices=("on", "off"),
         default="on",
-        help="on = production (app/serving.py logs every request); off = /dev/null",
+        help="on = production (app/runtime/serving.py logs every request); off = /dev/null",
     )
     ap.add_argument(
         "--code",
@@ -198,7 +199,7 @@ def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | 
         "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
     }
     if access_log == "off":
-        # GUNICORN_CMD_ARGS overrides the config file (app/serving.py sets accesslog="-").
+        # GUNICORN_CMD_ARGS overrides the config file (app/runtime/serving.py sets accesslog="-").
         env["GUNICORN_CMD_ARGS"] = "--access-logfile /dev/null"
     return HARNESS.Gunicorn(workdir, env={**env, **(extra or {})})
 
@@ -555,12 +556,12 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory, scaleout, index and soak (as selected): each makes the servers it
+    """Run big, memory, scaleout, index, forward and soak (as selected): each makes the servers it
     needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout", "index", "soak"):
+    for name in ("big", "memory", "scaleout", "index", "forward", "soak"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -568,6 +569,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
         try:
             if name == "big":
                 out[name] = big_bins.run(launch, harness, args.big_rows, args.big_db)
+            elif name == "forward":
+                out[name] = forward.run(launch, harness, args.runs, args.seconds)
             elif name == "index":
                 out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
             elif name == "soak":

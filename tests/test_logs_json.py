@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
+from app import logs
 from app.config import ConfigError, from_environment, server_settings
-from app.runtime import logs
 
 HOSTILE_PATH = '/x\x1b[31m"q\\ \u00e9\r\n'
 

@@ -19,13 +19,16 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
+from app import live, logs
 from app.domain import clock, paths
+from app.domain.capture import Snapshot
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs, metrics
+from app.outbound.bounds import forwarder_of
+from app.runtime import metrics
+from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
 from app.store.settings import cache_of
@@ -133,6 +136,8 @@ class CaptureGate:
             raise Refused(404, "no such bin")
         self.settings.offer(recorded.settings)
         live.publish_capture(recorded)
+        if recorded.forwards:
+            self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
             if self.tally is not None:
@@ -141,6 +146,15 @@ class CaptureGate:
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
         return 200, "ok", seq
+
+    def forward(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Hand the stored tries to this process's forwarder; without one (not a server's
+        worker) they wait in the table for one."""
+        forwarder = forwarder_of(self.app)
+        if forwarder is not None:
+            forwarder.offer(
+                recorded, snap.method, snap.path, snap.query_string, snap.headers, snap.body
+            )
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and

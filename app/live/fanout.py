@@ -36,6 +36,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from app import internals
+from app.internals import Reliance
 from app.live.resilient import Resilient
 from app.runtime import metrics
 
@@ -221,9 +223,7 @@ class RedisManager(Resilient, Manager):
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Publish the emits made inside as one message when the block ends."""
-        from app.runtime import internals
-
-        if not all(internals.usable(part) for part in BATCH_PARTS):
+        if not internals.usable(*BATCH):
             yield  # one message per emit, python-socketio's own way
             return
         self._held = []
@@ -234,7 +234,8 @@ class RedisManager(Resilient, Manager):
             if len(held) == 1:
                 super()._publish(held[0])
             elif held:
-                super()._publish({"method": BATCH, "host_id": self.host_id, "messages": held})
+                message = {"method": BATCH_METHOD, "host_id": self.host_id, "messages": held}
+                super()._publish(message)
 
     def _publish(self, data: Any) -> Any:
         if self._held is not None and isinstance(data, dict) and data.get("method") == "emit":
@@ -249,31 +250,39 @@ class RedisManager(Resilient, Manager):
             except ValueError:
                 yield message  # not ours: python-socketio's listener decides
                 continue
-            if isinstance(data, dict) and data.get("method") == BATCH:
+            if isinstance(data, dict) and data.get("method") == BATCH_METHOD:
                 yield from data.get("messages", ())
             elif not (isinstance(data, dict) and self.heard(data)):
                 yield data
 
 
-# What the fan-out relies on in python-engineio and python-socketio (app/runtime/internals.py).
-FANOUT_PARTS = (
-    "engineio.async_drivers._websocket_wsgi:SimpleWebSocketWSGI",
-    "socketio:Server._send_eio_packet",
-    "socketio:Manager.get_participants",
+# The private parts this module relies on (app/internals.py); without them it takes
+# python-engineio's queues (FANOUT) or publishes one Redis message per event (BATCH).
+_SLOWER_FANOUT = "each live event would be framed once per watcher (slower fan-out)"
+_MORE_REDIS = "with Redis, each live event would be one message (more Redis work per capture)"
+FANOUT = tuple(
+    Reliance(package, part, _SLOWER_FANOUT, fallback=True)
+    for package, part in (
+        ("python-engineio", "engineio.async_drivers._websocket_wsgi:SimpleWebSocketWSGI"),
+        ("python-socketio", "socketio:Server._send_eio_packet"),
+        ("python-socketio", "socketio:Manager.get_participants"),
+    )
 )
-BATCH_PARTS = ("socketio:RedisManager._publish", "socketio:RedisManager._listen")
+BATCH = tuple(
+    Reliance("python-socketio", f"socketio:RedisManager.{name}", _MORE_REDIS, fallback=True)
+    for name in ("_publish", "_listen")
+)
+RELIANCES = FANOUT + BATCH
 # The method name of a published batch of emits (python-socketio's own are emit, callback, ...).
-BATCH = "hookscope.emits"
+BATCH_METHOD = "hookscope.emits"
 
 
 def install(server: socketio.Server) -> str:
     """Turn on direct frames for ``server``'s manager if the libraries look as expected; say how."""
-    from app.runtime import internals
-
     manager = server.manager
     if not isinstance(manager, FanoutMixin):
         return "engineio's queues (not a fan-out manager)"
-    missing = [part for part in FANOUT_PARTS if not internals.usable(part)]
+    missing = [r.part for r in FANOUT if not internals.usable(r)]
     if missing:
         return f"engineio's queues (missing {', '.join(missing)})"
     eio = server.eio

@@ -30,6 +30,8 @@ from typing import Any
 
 import socketio
 
+from app.internals import Reliance
+
 # Event sent to pages: watch again from the highest seq you have.
 RESYNC = "resync"
 # Message published to every process: tell your clients to resync.
@@ -124,3 +126,15 @@ class Resilient(socketio.RedisManager):
         self.server.sleep(RESYNC_DELAY_SECONDS)
         if self._answers():
             self.resync_clients()
+
+
+# The private part this module relies on (app/internals.py): without it, pages whose events from
+# other processes went missing while this process's listener was away are not told to catch up.
+RELIANCES = (
+    Reliance(
+        "python-socketio",
+        "socketio:RedisManager._redis_connect",
+        "after Redis comes back, pages would not be told to catch up on what this process missed",
+        fallback=True,
+    ),
+)

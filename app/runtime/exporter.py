@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any
 
+from app.internals import Reliance
 from app.runtime import metrics
 from app.runtime.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, MULTIPROC_ENV, Taken
 
@@ -141,9 +142,33 @@ def _bucket_values(histogram: Any) -> bool:
 
 
 def _wanted() -> str:
-    from app.runtime import internals
+    from app import internals
 
     return internals.wanted(PROMETHEUS)
+
+
+def _histogram_keeps_bucket_values() -> bool:
+    """A Histogram keeps a value per bucket and one for the sum (read from its source: making
+    one here would add a series to every scrape)."""
+    import inspect
+
+    from prometheus_client import Histogram
+
+    source = inspect.getsource(Histogram._metric_init)
+    return "self._buckets" in source and "self._sum" in source
+
+
+# The private part this module relies on (app/internals.py): without it a flush observes each
+# capture one by one (``Exporter._observe``), the public way.
+RELIANCES = (
+    Reliance(
+        PROMETHEUS,
+        "prometheus_client.metrics:Histogram._metric_init",
+        "with HOOKSCOPE_METRICS, histograms would be written one observation at a time",
+        fallback=True,
+        behaves=_histogram_keeps_bucket_values,
+    ),
+)
 
 
 _exporter: Exporter | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from app.runtime.logs import JsonFormatter, cut
+from app.logs import JsonFormatter, cut
 
 
 def format_handlers(logger: logging.Logger) -> None:

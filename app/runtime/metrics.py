@@ -152,13 +152,21 @@ def count_outbound(kind: str, outcome: str) -> None:
     """Count one request sent to another server, for ``hookscope_outbound_attempts_total``.
 
     For the code that sends (replay, forward): ``kind`` says which feature ("replay",
-    "forward"), ``outcome`` how it ended (a status class like "2xx", or "refused",
-    "timeout", "error"). Keep both to a handful of values: each pair is a series. Costs
-    nothing when metrics are off.
+    "forward"), ``outcome`` how it ended (``outcome(status, error)``: a status class like
+    "2xx", or the client's error code). Keep both to a handful of values: each pair is a
+    series. Costs nothing when metrics are off.
     """
     tally = current
     if tally is not None:
         tally.outbound[kind, outcome] = tally.outbound.get((kind, outcome), 0) + 1
+
+
+def outcome(status: int | None, error: str | None) -> str:
+    """An outbound call's outcome as a label: its status class ("2xx"), or the client's error
+    code (a handful: app/outbound/client.py's Result)."""
+    if status is not None:
+        return f"{status // 100}xx"
+    return error or "error"
 
 
 def prepare(configured: str) -> str:

@@ -26,8 +26,7 @@ def db_errors() -> tuple[type[BaseException], ...]:
 
 def contended(err: BaseException | None) -> bool:
     """Tell whether an SQLite error (or the error behind ``err``) only says that another
-    connection holds the lock: then the connections are fine and only have to wait. Any other
-    (read-only, disk full, I/O error) may mean the file under them changed."""
+    connection holds the lock, which waiting cures; not a read-only file or an I/O error."""
     while err is not None:
         code = getattr(err, "sqlite_errorcode", None)
         if code is not None:

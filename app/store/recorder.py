@@ -15,7 +15,7 @@ cooperatively under gevent (app/store/pgwait.py).
 
 On SQLite the payload's insert trigger only queues the request for search (migration 0004); the
 recorder's indexer indexes the queue a moment later, one statement for a whole burst, in the
-writer's native thread (app/store/search/indexing.py). Indexing inside each capture's
+writer's native thread (app/store/indexing.py). Indexing inside each capture's
 transaction cost more than a third of the capture's time on the event loop.
 """
 
@@ -23,19 +23,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
+from app.domain import forwarding
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.runtime import metrics
 from app.store import batch as batches
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
-from app.store.writer import Writer, writer_for
+from app.store.postgres import PostgresWriter
+from app.store.sqlite import SqliteWriter
+from app.store.writer import Writer
 
 log = logging.getLogger("hookscope.recording")
 # A batch stops growing at this many captures or body bytes, to keep transactions short.
@@ -46,6 +51,9 @@ INLINE_BATCH_BYTES = 1024 * 1024
 # SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
+# SQLite: the WAL is copied back into the database at most this often (the writers turn SQLite's
+# own checkpoint off, which would run in the committing batch, on the event loop).
+CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
 T = TypeVar("T")
 
@@ -62,6 +70,12 @@ def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
         return _Raised(err)
 
 
+def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
+    """The writer for the engine's database."""
+    kind = SqliteWriter if engine.dialect.name == "sqlite" else PostgresWriter
+    return kind(engine, busy_timeout_ms)
+
+
 def recorder_of(app: Flask) -> Recorder:
     """The app's capture writer: one per process, made on first use (in the worker process:
     gunicorn builds apps in the master too)."""
@@ -69,6 +83,8 @@ def recorder_of(app: Flask) -> Recorder:
     if recorder is None:
         with app.app_context():
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+        timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
+        writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
         recorder = app.extensions[EXTENSION] = Recorder(writer)
     return recorder
 
@@ -94,7 +110,7 @@ class Recorder:
             # Not always in the thread: its every statement would queue for the GIL behind the
             # busy event loop (measured: 2,500/s through the thread, 3,400/s here).
             self._thread = ThreadPool(1) if writer.sqlite else None
-            writer.checkpoint_in_index = writer.sqlite
+            writer.checkpoint_apart = writer.sqlite
             self._writing = gevent.spawn(self._run)
             # SQLite: new requests are queued for search (migration 0004) and indexed here.
             self._stored = Event()
@@ -165,16 +181,32 @@ class Recorder:
         """
         import gevent
 
+        checkpointed = time.monotonic()
         while True:
             self._stored.wait()
             gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
             self._stored.clear()
             try:
                 self.index_queued()
+                if time.monotonic() - checkpointed >= CHECKPOINT_EVERY_SECONDS:
+                    checkpointed = time.monotonic()
+                    self._checkpoint()
             except StorageUnavailable as err:  # the next stored batch, or a search, tries again
                 log.warning("indexing queued requests for search failed: %s", err)
             except Exception:  # a bug: keep the indexer alive; searches still index for themselves
                 log.exception("indexing queued requests for search failed")
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the WAL in the native thread; captures neither wait for it nor stop it.
+
+        Not while holding the indexer's turn: a checkpoint takes no write lock, and batches
+        waiting for the index to be done would otherwise wait for the database file's sync too.
+        """
+        conn = self._writer.checkout()
+        try:
+            self._in_thread(self._writer.checkpoint, conn)
+        finally:
+            conn.close()
 
     def index_queued(self) -> None:
         """Index everything queued for search (SQLite), then return. Raises StorageUnavailable.
@@ -221,18 +253,18 @@ class Recorder:
         if self._gevent and not self._writer.sqlite:
             self._writer.write_own(batch)
             return
+        if self._thread is not None and batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
+            # While the indexer holds the write lock in the thread, wait for it here rather
+            # than hand the batch to the thread behind it, where its every statement would
+            # queue for the GIL behind the busy event loop.
+            self._index_idle.wait()
+            if self._writer.write_now(batch):
+                return
         conn = self._writer.checkout()  # here, not in the native thread: the pool is gevent's
         try:
             if self._thread is None:
                 self._writer.write(conn, batch)
-                return
-            if batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
-                # While the indexer holds the write lock in the thread, wait for it here rather
-                # than hand the batch to the thread behind it, where its every statement would
-                # queue for the GIL behind the busy event loop.
-                self._index_idle.wait()
-                if self._writer.write(conn, batch, wait=False):
-                    return
-            self._in_thread(self._writer.write, conn, batch)
+            else:
+                self._in_thread(self._writer.write, conn, batch)
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)

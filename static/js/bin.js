@@ -1,7 +1,9 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
+import { initBulk } from "./bulk.js";
 import { initCopyButtons } from "./copy.js";
 import { DetailPane } from "./detail.js";
+import { initForward, showTargets } from "./forward.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
@@ -43,7 +45,9 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl);
+const detail = new DetailPane(byId("detail"), apiUrl, binId);
+initBulk(apiUrl, binId, list);
+initForward(apiUrl);
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */
@@ -124,7 +128,10 @@ async function start() {
         list.refresh(summary);
         if (summary.seq === detail.seq) detail.setPinned(summary.pinned === true);
       },
-      bin_updated: (bin) => showBin(bin),
+      bin_updated: (bin) => {
+        showBin(bin);
+        showTargets(bin);
+      },
       bin_deleted: () => showDeleted(),
     },
     onStatus: (state, why) => {

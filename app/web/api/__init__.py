@@ -36,4 +36,4 @@ def openapi_spec() -> Response:
     return Response(openapi.spec_json(), mimetype="application/json")
 
 
-from app.web.api import bins, requests  # noqa: E402, F401 - the routes, registered on bp
+from app.web.api import bins, replay, requests  # noqa: E402, F401 - the routes, registered on bp
