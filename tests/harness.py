@@ -167,7 +167,8 @@ class Gunicorn:
                     and requests.get(self.url + "/healthz", timeout=1).status_code == 200
                 ):
                     return self
-            except requests.ConnectionError:
+            # Not answering yet, or not within the second on a busy machine: still starting.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.05)
         self.stop()

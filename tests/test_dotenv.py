@@ -87,7 +87,7 @@ def test_serve_hands_the_dotenv_on_to_the_server(tmp_path):
             assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             try:
                 return requests.get(url + "/healthz", timeout=1).ok
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 return False
 
         wait_for(answers, 60, "hookscope serve on the .env's port", every=0.2)

@@ -29,7 +29,7 @@ from app.extensions import db
 from app.outbound import bounds, client, loop, outcome
 from app.outbound.outgoing import capture_headers
 from app.runtime import metrics
-from app.store import forwards
+from app.store import forwards, threads
 from app.store.batch import Recorded
 from app.store.errors import discard
 
@@ -261,7 +261,7 @@ class Forwarder:
         try:
             if self._thread is None:
                 return work(conn, *args)
-            return self._thread.apply(work, (conn, *args))
+            return threads.run(self._thread, work, conn, *args)
         except BaseException:
             discard(conn)
             raise

@@ -24,9 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -36,6 +33,7 @@ from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.runtime import metrics
 from app.store import batch as batches
+from app.store import threads
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
 from app.store.postgres import PostgresWriter
@@ -55,19 +53,6 @@ INDEX_AFTER_SECONDS = 0.05
 # own checkpoint off, which would run in the committing batch, on the event loop).
 CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Raised:
-    error: BaseException
-
-
-def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except BaseException as err:  # handed to the caller's greenlet, raised there
-        return _Raised(err)
 
 
 def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
@@ -204,7 +189,7 @@ class Recorder:
         """
         conn = self._writer.checkout()
         try:
-            self._in_thread(self._writer.checkpoint, conn)
+            threads.run(self._thread, self._writer.checkpoint, conn)
         finally:
             conn.close()
 
@@ -224,20 +209,12 @@ class Recorder:
                     if self._thread is None:
                         more = self._writer.index(conn)
                     else:
-                        more = self._in_thread(self._writer.index, conn)
+                        more = threads.run(self._thread, self._writer.index, conn)
                 finally:
                     self._index_idle.set()
                     conn.close()
                 if not more:
                     return
-
-    def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` in the writer's native thread; return what it returned, or raise here what
-        it raised (raised in the thread, gevent would also print it as an error of its own)."""
-        outcome = self._thread.apply(_outcome, (fn, *args))
-        if isinstance(outcome, _Raised):
-            raise outcome.error
-        return outcome
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0
@@ -265,6 +242,6 @@ class Recorder:
             if self._thread is None:
                 self._writer.write(conn, batch)
             else:
-                self._in_thread(self._writer.write, conn, batch)
+                threads.run(self._thread, self._writer.write, conn, batch)
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
