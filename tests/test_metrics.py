@@ -195,3 +195,53 @@ def test_a_watcher_that_leaves_is_no_longer_counted(tmp_path):
         wait_for(lambda: value(scrape(server), "hookscope_live_watchers") == 2, 15, "2 watching")
         for watcher in watchers[1:]:
             watcher.sio.disconnect()
+
+
+def test_outbound_attempts_are_counted_by_kind_and_outcome(tmp_path):
+    from http_recorder import Recorder
+
+    env = {"HOOKSCOPE_METRICS": "true", "HOOKSCOPE_OUTBOUND_ALLOW": "127.0.0.1/32"}
+    with Recorder("127.0.0.1") as target, Gunicorn(tmp_path, env=env) as server:
+        bin_ = server.create_bin()
+        patched = requests.patch(
+            f"{server.url}/api/v1/bins/{bin_['id']}",
+            json={"forward_to": [f"{target.url}/forwarded"]},
+            auth=server.auth,
+            timeout=10,
+        )
+        assert patched.status_code == 200
+        assert requests.post(bin_["capture_url"], data=b"hello").status_code == 200
+        replayed = requests.post(
+            f"{server.url}/api/v1/bins/{bin_['id']}/requests/1/replay",
+            json={"url": f"{target.url}/replayed"},
+            auth=server.auth,
+            timeout=30,
+        )
+        assert replayed.status_code == 200
+        nowhere = requests.post(
+            f"{server.url}/api/v1/bins/{bin_['id']}/requests/1/replay",
+            json={"url": "http://127.0.0.1:9/closed"},  # the discard port: nothing listens
+            auth=server.auth,
+            timeout=30,
+        )
+        assert nowhere.status_code == 200 and nowhere.json()["error"] == "connect_failed"
+
+        def counted() -> bool:
+            samples = scrape(server)
+            return (
+                value(samples, "hookscope_outbound_attempts_total", kind="forward", outcome="2xx")
+                == 1
+                and value(
+                    samples, "hookscope_outbound_attempts_total", kind="replay", outcome="2xx"
+                )
+                == 1
+                and value(
+                    samples,
+                    "hookscope_outbound_attempts_total",
+                    kind="replay",
+                    outcome="connect_failed",
+                )
+                == 1
+            )
+
+        wait_for(counted, 30, "the forward and the replays counted")
