@@ -106,6 +106,49 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` captures at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: int
+    text: str  # as configured, for messages
+
+
+_BURST = re.compile(r"^(?P<rate>.+?)\s+burst\s+(?P<burst>[0-9_]+)$", re.IGNORECASE)
+
+
+def parse_capture_rate(text: str) -> Rate:
+    """Read ``600/minute`` or ``600/minute burst 3000`` (without a burst: the rate's own count).
+
+    Raises ValueError for anything else.
+    """
+    text = " ".join(text.split())
+    match = _BURST.match(text)
+    rate, burst = (match["rate"], int(match["burst"].replace("_", ""))) if match else (text, None)
+    items = limits.parse_many(rate)
+    if len(items) != 1:
+        raise ValueError("one rate only")
+    item = items[0]
+    burst = item.amount if burst is None else burst
+    if item.amount < 1 or burst < 1:
+        raise ValueError("a rate and a burst of at least 1")
+    return Rate(item.amount / item.get_expiry(), burst, text)
+
+
+def _capture_rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a capture limit like ``1200/minute burst 6000`` (``off``: returned as "")."""
+    raw = env.get(name, "").strip() or default
+    if raw.lower() == "off":
+        return ""
+    try:
+        return parse_capture_rate(raw).text
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} must be like 1200/minute, or 1200/minute burst 6000, or off"
+        ) from None
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """Read one of ``choices`` (the first is the default), in any case."""
     raw = env.get(name, "").strip().lower() or choices[0]
@@ -232,10 +275,15 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
         # Floods: captures per sender address and per bin, bin creation per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
-        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _rate(
-            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "600/minute"
+        # Token buckets (app/ingest/buckets.py): a burst taken whole, then the rate. Sized so
+        # that two providers' bursts of 2,000 at once pass even through a tunnel, where every
+        # sender is 127.0.0.1, while a flood is held to 20 a second (README, "Flood limits").
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "1200/minute burst 6000"
         ),
-        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute burst 3000"
+        ),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
@@ -261,8 +309,9 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # Auto-forward: tries per capture and target, and the first retry's delay (it doubles).
         "HOOKSCOPE_FORWARD_MAX_ATTEMPTS": _bounded(env, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS", 8, 1, 20),
         "HOOKSCOPE_FORWARD_RETRY_SECONDS": _int(env, "HOOKSCOPE_FORWARD_RETRY_SECONDS", 5, 1),
-        # Counted in this process, or in Redis when several processes share the work; while
-        # Redis does not answer, in this process (app/web/limits.py), never refused for it.
+        # Routes' flood limits (flask-limiter): in this process, or in Redis when several
+        # processes share the work; while Redis does not answer, in this process (flask-limiter's
+        # in-memory fallback), never refused for it. Captures: app/ingest/buckets.py.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # Never wait long on Redis for a count (the connection is made and used per check).

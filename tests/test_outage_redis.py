@@ -146,7 +146,7 @@ def test_flood_limits_count_in_each_process_while_redis_is_away(tmp_path, privat
         bin_ = server.create_bin()
         assert [capture(server, bin_, b"x").status_code for _ in range(2)] == [200, 200]
         shared = redis.Redis.from_url(private_redis.url)
-        assert any(b"capture-address" in key for key in shared.keys()), "counted in Redis"
+        assert any(b":address:" in key for key in shared.keys()), "counted in Redis"
         shared.close()
 
         private_redis.stop()
@@ -164,11 +164,9 @@ def test_flood_limits_count_in_each_process_while_redis_is_away(tmp_path, privat
         def counted_in_redis_again() -> bool:
             status = capture(server, bin_, b"x").status_code
             assert status in (200, 429)
-            return status == 200 and any(b"capture-address" in k for k in shared.keys())
+            return status == 200 and any(b":address:" in k for k in shared.keys())
 
         wait_for(counted_in_redis_again, 60, "counting in Redis again", every=0.5)
         shared.close()
-    log = server.log_text()
-    assert "counting captures in this process until it does" in log
-    assert "counting in the shared storage again" in log
+    assert "counting in this process" in server.log_text()
     no_server_errors(server)

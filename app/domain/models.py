@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -302,3 +303,21 @@ def body_value(body: bytes, truncated: bool = False) -> dict[str, Any]:
 
 def _iso(moment: datetime | None) -> str | None:
     return isoformat(moment) if moment is not None else None
+
+
+class BinUsage(db.Model):
+    """What a bin took and refused, per period of ``usage.PERIOD_SECONDS`` (app/store/usage.py).
+
+    ``reason`` is "captured" for what was stored, else why the capture was refused
+    (app/domain/refusals.py); ``bytes`` counts stored bodies.
+    """
+
+    __tablename__ = "bin_usage"
+    __table_args__ = (Index("ix_bin_usage_period", "period"),)
+
+    bin_id: Mapped[str] = mapped_column(ForeignKey("bins.id", ondelete="CASCADE"), primary_key=True)
+    # Unix time (seconds, UTC) at the start of the period.
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

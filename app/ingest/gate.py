@@ -20,12 +20,14 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import live, logs
-from app.domain import clock, paths
+from app.domain import clock, keys, paths
 from app.domain.capture import Snapshot
+from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
+from app.ingest.tally import tally_of
 from app.outbound.bounds import forwarder_of
 from app.runtime import metrics
 from app.store.batch import Recorded
@@ -64,23 +66,30 @@ class CaptureGate:
         self.config = app.config
         self.downstream = downstream
         self.limits = CaptureLimits(app)
+        self.tally = tally_of(app)
         self.settings = cache_of(app)
         self._gevent = under_gevent()
         # None when metrics are off: then nothing below counts (app/runtime/metrics.py).
-        self.tally = metrics.enable() if app.config["HOOKSCOPE_METRICS"] else None
+        self.metrics = metrics.enable() if app.config["HOOKSCOPE_METRICS"] else None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(paths.CAPTURE_PREFIX):
             return self.downstream(environ, start_response)
         started = time.perf_counter()
         bin_id = environ["PATH_INFO"][len(paths.CAPTURE_PREFIX) :].partition("/")[0]
-        tally = self.tally
+        counted = self.metrics  # this process's metrics, when on
         try:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
-            if tally is not None:
-                tally.refused(status)
+            # Never silent: the bin's page and API show what was refused and why. (A 503 can
+            # come before the bin is known: an id no bin could have is not kept per bin.)
+            if refusal.reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
+                self.tally.count_process(refusal.reason)
+            else:
+                self.tally.count(bin_id, refusal.reason)
+            if counted is not None:
+                counted.refused(refusal.reason)
         body = (text + "\n").encode()
         seconds = time.perf_counter() - started
         logs.capture(
@@ -92,8 +101,8 @@ class CaptureGate:
             status,
             seconds,
         )
-        if tally is not None:
-            tally.capture(status, environ.get(RECEIVED, 0), seconds)
+        if counted is not None:
+            counted.capture(status, environ.get(RECEIVED, 0), seconds)
         response_headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
@@ -112,13 +121,14 @@ class CaptureGate:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
         if settings is None:
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         spent = self.limits.check(environ, bin_id)
         if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+            raise Refused(
+                429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
+            )
         body = read_body(environ, self.config, self._gevent)
-        if self.tally is not None:
+        if self.metrics is not None:
             environ[RECEIVED] = len(body)
         snap = snapshot.take(
             environ,
@@ -133,15 +143,17 @@ class CaptureGate:
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
+        self.tally.count(bin_id, CAPTURED, len(body))
         live.publish_capture(recorded)
         if recorded.forwards:
             self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
-            if self.tally is not None:
-                self.tally.refused(401)  # stored, flagged rejected, but refused all the same
+            self.tally.count(bin_id, "unauthorized")
+            if self.metrics is not None:
+                self.metrics.refused("unauthorized")  # stored, flagged rejected, yet refused
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
@@ -164,6 +176,7 @@ class CaptureGate:
         return Refused(
             503,
             "storage is unavailable; nothing was stored, retry later",
+            reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
 

@@ -194,6 +194,7 @@ class Handler(PyWSGIHandler):
         self._stop_head_timer()
         # This request has no environ: let no access line show the previous request's instead.
         self.environ = None
+        self._count_refused(ex)
         if isinstance(ex, BadHead):
             self.log_error("(from %s) %s", self.client_address, ex)
             text = f"{ex}; nothing was stored\n".encode("latin-1", "backslashreplace")
@@ -209,6 +210,21 @@ class Handler(PyWSGIHandler):
         reason = str(ex) if isinstance(ex, ValueError) else "the request could not be parsed"
         text = f"{reason}; nothing was stored\n".encode("latin-1", "backslashreplace")
         return "400", _refusal(b"400 Bad Request", text)
+
+    def _count_refused(self, ex: Exception) -> None:
+        """Count a request refused before its bin was known, in this process (ingest/tally.py)."""
+        from app.ingest.tally import tally_of
+
+        if isinstance(ex, BadHead):
+            reason = "bad_request_head"
+        elif isinstance(ex, HeadTooLarge):
+            reason = "head_too_large"
+        else:
+            reason = "unreadable_request"
+        # pywsgi sets self.application only once a request was read whole: ask the server.
+        app = getattr(self.server, "application", None)
+        if hasattr(app, "extensions"):  # the Flask app (not in bare server tests)
+            tally_of(app).count_process(reason)
 
     def get_environ(self) -> dict[str, Any]:
         self._stop_head_timer()  # the head is complete: from here the app sets its own deadlines

@@ -8,7 +8,7 @@ What is counted (every name starts ``hookscope_``):
 | ``capture_received_bytes_total`` | counter | body bytes of the captures read whole |
 | ``capture_duration_seconds`` | histogram | from the request's arrival at the gate to its answer |
 | ``batch_size`` | histogram | captures stored by one group-commit transaction |
-| ``refusals_total`` | counter | ``reason``: see ``REFUSALS`` |
+| ``refusals_total`` | counter | ``reason``: the gate's (app/domain/refusals.py) |
 | ``live_watchers`` | gauge | sockets watching a bin (sum over live workers) |
 | ``live_events_sent_total`` | counter | live events handed to a watcher's socket |
 | ``outbound_attempts_total`` | counter | ``kind``, ``outcome``: requests sent out (``outbound``) |
@@ -45,17 +45,6 @@ FLUSH_SECONDS = 1.0
 # lock far longer.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-# Why a capture was refused, by the status the gate refused it with (app/ingest/gate.py): the
-# gate's own refusals only, never a status a bin chose to answer with.
-REFUSALS = {
-    400: "body_incomplete",
-    401: "auth",
-    404: "no_such_bin",
-    408: "body_timeout",
-    413: "body_too_large",
-    429: "flood_limit",
-    503: "storage_unavailable",
-}
 
 
 @dataclass
@@ -100,9 +89,8 @@ class Tally:
         self.received_bytes += received
         self.latency.observe(seconds)
 
-    def refused(self, status: int) -> None:
-        """Count one capture the gate refused, by the status it refused it with."""
-        reason = REFUSALS.get(status, "other")
+    def refused(self, reason: str) -> None:
+        """Count one capture the gate refused, by its reason (app/domain/refusals.py)."""
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
     def take(self) -> Taken:

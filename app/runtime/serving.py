@@ -98,12 +98,13 @@ def map_big_allocations() -> bool:
 
 
 def post_worker_init(worker) -> None:
-    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins;
-    give big bodies' memory back when they are stored."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins and
+    adding usage counts; give big bodies' memory back when they are stored."""
     import logging
     import sys
 
     from app import logs
+    from app.ingest import tally
     from app.runtime import exporter, forwarder, janitor, jsonlogs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
@@ -120,6 +121,7 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    tally.start(worker.wsgi)
     forwarder.start(worker.wsgi)
     exporter.start()  # when metrics are on
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
@@ -132,8 +134,9 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
-    next worker resumes them at once rather than when their lease runs out; count what this
-    worker counted in its last second."""
+    next worker resumes them at once rather than when their lease runs out; add the worker's last
+    usage counts (a graceful stop loses none) and what it counted for the metrics."""
+    from app.ingest import tally
     from app.runtime import exporter, forwarder
 
     running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
@@ -141,6 +144,13 @@ def worker_exit(server, worker) -> None:
         running.stop(wait_seconds=graceful_timeout / 2)
     if _settings.metrics:
         exporter.flush()
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    try:
+        tally.flush(app)
+    except Exception:  # leaving anyway: never turn a clean exit into a crash
+        app.logger.exception("adding the last usage counts failed")
 
 
 def child_exit(server, worker) -> None:

@@ -2,29 +2,22 @@
 
 A route's limit is named by the setting that holds its rate (``HOOKSCOPE_RATE_LIMIT_CREATE``,
 ``600/minute``-style, or off); routes that name the same ``scope`` share one budget. Counted in
-memory for one process, in Redis (REDIS_URL) when several share the work;
+memory for one process, in Redis (REDIS_URL) when several share the work, in this process while
+Redis does not answer (flask-limiter's in-memory fallback: a route is never refused for Redis);
 HOOKSCOPE_RATE_LIMITS=false turns every limit off. Captures bypass Flask and are counted by
-app/ingest/limits.py through ``counting(app)``.
-
-Redis carries only live events and these counts: while it does not answer, nothing is refused
-for it. Routes fall back to counting in this process (flask-limiter's in-memory fallback), and so
-do captures (``Counting``), each trying Redis again after a while.
+app/ingest/limits.py in token buckets of their own (app/ingest/buckets.py).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import RateLimitItem
-from limits.storage import MemoryStorage
-from limits.strategies import STRATEGIES, RateLimiter
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
@@ -33,12 +26,6 @@ from app.web.errors import refusal
 
 View = TypeVar("View", bound=Callable[..., object])
 _DECLARED = "hookscope_limit"
-_COUNTING = "hookscope.counting"
-# While Redis does not answer, captures are counted in this process; Redis is tried again after
-# this long (one failed attempt each time: on loopback a refused connection, elsewhere at most
-# RATELIMIT_STORAGE_OPTIONS' timeouts).
-RETRY_SHARED_SECONDS = 5.0
-log = logging.getLogger("hookscope.limits")
 
 
 def limited(setting: str, *, scope: str | None = None) -> Callable[[View], View]:
@@ -91,60 +78,3 @@ def _endpoint() -> str:
     from flask import request
 
     return request.endpoint or ""
-
-
-class Counting:
-    """The limiter's strategy for captures, and its twin in this process's memory, used while
-    the shared storage (Redis) does not answer."""
-
-    def __init__(self, limiter: Limiter, strategy: str) -> None:
-        # The limiter's own storage, never its in-memory fallback (``limiter.limiter`` while
-        # flask-limiter thinks the storage dead), so that captures go back to Redis on their own.
-        self.shared: RateLimiter = STRATEGIES[strategy](limiter.storage)
-        self.local: RateLimiter | None = None
-        self.down_until = float("-inf")
-        self.down = False
-
-    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        """Count one and tell whether it was within the limit (the strategy's ``hit``)."""
-        return self._call("hit", item, *identifiers)
-
-    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> Any:
-        """The strategy's ``get_window_stats``: when the window resets, what remains."""
-        return self._call("get_window_stats", item, *identifiers)
-
-    def _call(self, name: str, *args: Any) -> Any:
-        shared = self.shared
-        if time.monotonic() >= self.down_until:
-            try:
-                found = getattr(shared, name)(*args)
-            except shared.storage.base_exceptions as err:
-                self._went_down(err)
-            else:
-                if self.down:
-                    self.down = False
-                    log.warning("flood limits: counting in the shared storage again")
-                return found
-        if self.local is None:
-            # Made when first needed, in the worker: the storage starts a timer of its own.
-            self.local = type(shared)(MemoryStorage())
-        return getattr(self.local, name)(*args)
-
-    def _went_down(self, err: BaseException) -> None:
-        self.down_until = time.monotonic() + RETRY_SHARED_SECONDS
-        if not self.down:
-            self.down = True
-            log.warning(
-                "flood limits: the shared storage does not answer (%s); counting captures in"
-                " this process until it does",
-                type(err).__name__,
-            )
-
-
-def counting(app: Flask) -> Counting:
-    """The app's counting for captures (app/ingest/limits.py)."""
-    found = app.extensions.get(_COUNTING)
-    if found is None:
-        strategy = app.config.get("RATELIMIT_STRATEGY") or "fixed-window"
-        found = app.extensions[_COUNTING] = Counting(app.extensions[LIMITER], strategy)
-    return found

@@ -8,6 +8,7 @@ import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
 import { noteStorage, watchStorage } from "./outage.js";
+import { RefusedNotice } from "./refused.js";
 import { SearchBox } from "./search.js";
 
 const main = document.getElementById("bin");
@@ -48,6 +49,11 @@ const search = new SearchBox(
 const detail = new DetailPane(byId("detail"), apiUrl, binId);
 initBulk(apiUrl, binId, list);
 initForward(apiUrl);
+const refused = new RefusedNotice(
+  { box: byId("refused-notice"), lines: byId("refused-lines"), dismiss: byId("refused-dismiss") },
+  `${apiUrl}/usage`,
+  binId,
+);
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */
@@ -101,6 +107,7 @@ async function start() {
   }
   const loaded = query ? await search.apply(query) : await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
+  refused.refresh();
   const socket = watchBin({
     binId,
     // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
@@ -133,6 +140,7 @@ async function start() {
         showTargets(bin);
       },
       bin_deleted: () => showDeleted(),
+      refused: () => refused.refresh(),
     },
     onStatus: (state, why) => {
       showStatus(status, state, why);
