@@ -24,6 +24,22 @@ def db_errors() -> tuple[type[BaseException], ...]:
     return (*errors, psycopg.Error)
 
 
+def pooled(engine: Any) -> Any:
+    """A pooled DB-API connection (pinged first); StorageUnavailable when there is none.
+
+    The pool's reconnect raises the driver's own error, unwrapped (PostgreSQL shutting down or
+    not taking connections yet): storage trouble all the same, not a bug.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return engine.raw_connection()
+    except DBAPIError as err:
+        raise StorageUnavailable(str(err.orig)) from err
+    except db_errors() as err:
+        raise StorageUnavailable(str(err)) from err
+
+
 def contended(err: BaseException | None) -> bool:
     """Tell whether an SQLite error (or the error behind ``err``) only says that another
     connection holds the lock, which waiting cures; not a read-only file or an I/O error."""

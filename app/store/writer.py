@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from app.store.batch import Pending
-from app.store.errors import StorageUnavailable, db_errors, discard
+from app.store.errors import StorageUnavailable, db_errors, discard, pooled
 
 
 class Writer:
@@ -29,14 +28,7 @@ class Writer:
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
-        try:
-            return self._engine.raw_connection()
-        except DBAPIError as err:
-            raise StorageUnavailable(str(err.orig)) from err
-        except db_errors() as err:
-            # The pool's reconnect raises the driver's own error, unwrapped (PostgreSQL shutting
-            # down or not accepting connections yet): storage trouble all the same, not a bug.
-            raise StorageUnavailable(str(err)) from err
+        return pooled(self._engine)
 
     def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""
