@@ -56,8 +56,8 @@ ENV HOOKSCOPE_HOST=0.0.0.0 \
     PORT=8000
 EXPOSE 8000
 
-# No curl in slim images; the interpreter is there anyway. /healthz answers 200 once the database
-# answers; urlopen raises on anything else.
+# No curl in slim images; the interpreter is there anyway. /healthz answers 200 while the process
+# serves (liveness; /readyz is the database's question); urlopen raises on anything else.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
 

@@ -175,6 +175,17 @@ def _capture_rate(env: Mapping[str, str], name: str, default: str) -> str:
         ) from None
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """Read one of ``choices`` (the first is the default), in any case."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return raw
+
+
+LOG_FORMATS = ("text", "json")
+
+
 def _public_url(env: Mapping[str, str]) -> str:
     raw = env.get("HOOKSCOPE_PUBLIC_URL", "").strip().rstrip("/")
     if raw and not raw.startswith(("http://", "https://")):
@@ -385,8 +396,13 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         # Auto-forward: tries per capture and target, and the first retry's delay (it doubles).
         "HOOKSCOPE_FORWARD_MAX_ATTEMPTS": _bounded(env, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS", 8, 1, 20),
         "HOOKSCOPE_FORWARD_RETRY_SECONDS": _int(env, "HOOKSCOPE_FORWARD_RETRY_SECONDS", 5, 1),
-        # Counted in this process, or in Redis when several processes share the work.
+        # Routes' flood limits (flask-limiter): in this process, or in Redis when several
+        # processes share the work; while Redis does not answer, in this process (flask-limiter's
+        # in-memory fallback), never refused for it. Captures: app/ingest/buckets.py.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Never wait long on Redis for a count (the connection is made and used per check).
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;
         # app/web/limits.py and app/ingest/limits.py set Retry-After on their own 429s.
         "RATELIMIT_HEADERS_ENABLED": False,
@@ -403,6 +419,10 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "WTF_CSRF_SSL_STRICT": False,
         # API bodies are small JSON; the capture route reads its body itself with its own limit.
         "MAX_CONTENT_LENGTH": 1 * MIB,
+        # GET /metrics (Prometheus), off unless asked for; the token, when set, is required.
+        "HOOKSCOPE_METRICS": _bool(env, "HOOKSCOPE_METRICS", False),
+        "HOOKSCOPE_METRICS_TOKEN": env.get("HOOKSCOPE_METRICS_TOKEN", "").strip(),
+        "HOOKSCOPE_LOG_FORMAT": _choice(env, "HOOKSCOPE_LOG_FORMAT", LOG_FORMATS),
     }
 
 
@@ -432,6 +452,10 @@ class ServerSettings:
     port: int
     workers: int
     worker_connections: int
+    metrics: bool
+    # PROMETHEUS_MULTIPROC_DIR as the operator set it ("" to make one at each start).
+    metrics_dir: str
+    log_format: str
 
 
 def server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -442,6 +466,9 @@ def server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
         port=_int(env, "PORT", 8000, minimum=1),
         workers=_int(env, "HOOKSCOPE_WORKERS", 1, minimum=1),
         worker_connections=_int(env, "HOOKSCOPE_WORKER_CONNECTIONS", 1000, minimum=10),
+        metrics=_bool(env, "HOOKSCOPE_METRICS", False),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+        log_format=_choice(env, "HOOKSCOPE_LOG_FORMAT", LOG_FORMATS),
     )
 
 

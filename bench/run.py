@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
         [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,
-                budget,admin,sizing]
+                budget,admin,sizing,soak]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -39,6 +39,7 @@ import memory
 import profiling
 import relay
 import scaleout
+import soak
 from common import BareServer, cpu_seconds, problems, worker_pids
 
 HERE = Path(__file__).resolve().parent
@@ -47,9 +48,23 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 WORKER_ENV = {
     "gevent": {},
+    # The same worker with /metrics on, or JSON log lines: what each costs a capture.
+    "gevent-metrics": {"HOOKSCOPE_METRICS": "true"},
+    "gevent-jsonlogs": {"HOOKSCOPE_LOG_FORMAT": "json"},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index", "forward", "relay", "budget", "admin", "sizing"}
+SEPARATE = {
+    "big",
+    "memory",
+    "scaleout",
+    "index",
+    "forward",
+    "relay",
+    "budget",
+    "admin",
+    "sizing",
+    "soak",
+}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -67,8 +82,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,budget,admin,sizing"
-        " (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,budget,admin,sizing,"
+        "soak (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -150,6 +165,14 @@ def parse_args() -> argparse.Namespace:
         help="budget: the commit to compare with, one without storage accounting",
     )
     ap.add_argument("--admin-bins", type=int, default=100_000, help="admin: bins listed")
+    ap.add_argument(
+        "--soak-captures", type=int, default=1_000_000, help="soak: 2xx answers to reach"
+    )
+    ap.add_argument("--soak-bins", type=int, default=100, help="soak: bins loaded in turn")
+    ap.add_argument("--soak-keep", type=int, default=1000, help="soak: retention per bin")
+    ap.add_argument(
+        "--soak-churn", type=int, default=10, help="soak: bins replaced every 100,000 captures"
+    )
     ap.add_argument("--name", default="bench")
     args = ap.parse_args()
     args.only = set(args.only.split(","))
@@ -558,13 +581,13 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory, scaleout, index, forward and relay (as selected): each makes the
-    servers it needs."""
+    """Run big, memory, scaleout, index, forward, relay, budget, admin, sizing and soak (as
+    selected): each makes the servers it needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
     names = ("big", "memory", "scaleout", "index", "forward", "relay", "budget", "admin", "sizing")
-    for name in names:
+    for name in (*names, "soak"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -586,6 +609,14 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 out[name] = budgets.admin_listing(launch, harness, args.admin_bins, args.big_db)
             elif name == "sizing":
                 out[name] = budgets.sizing(launch)
+            elif name == "soak":
+                out[name] = soak.run(
+                    launch,
+                    args.soak_captures,
+                    args.soak_bins,
+                    args.soak_keep,
+                    churn=args.soak_churn,
+                )
             elif name == "memory":
                 out[name] = memory.run(
                     launch, args.memory_body_mib, args.memory_captures, args.memory_seconds

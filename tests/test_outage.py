@@ -186,14 +186,20 @@ def test_readyz_says_whether_captures_would_be_stored(lockable, monkeypatch):
     app, holder = lockable
     monkeypatch.setattr(storage, "CHECK_EVERY_SECONDS", 0)  # every call checks, for this test
     client = app.test_client()
-    assert client.get("/readyz").json["ok"] is True
+    ready = client.get("/readyz").json
+    assert ready["ok"] is True and ready["checks"] == {"database": {"ok": True}}
     holder.hold()
     try:
         refused = client.get("/readyz")
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "5"
         assert refused.json["error"] == "storage_unavailable"
-        # /healthz only reads: the process is alive, which is a different question.
+        # Which part failed, and how, as the driver said it.
+        assert refused.json["degraded"] == ["database"]
+        database = refused.json["checks"]["database"]
+        assert database["ok"] is False
+        assert database["error"] == "OperationalError: database is locked"
+        # /healthz asks nothing of the database: the process is alive, a different question.
         assert client.get("/healthz").status_code == 200
     finally:
         holder.release()
@@ -202,7 +208,30 @@ def test_readyz_says_whether_captures_would_be_stored(lockable, monkeypatch):
 
 def test_readyz_answers_ok_on_a_healthy_database(client):
     response = client.get("/readyz")
-    assert response.status_code == 200 and response.json["ok"] is True
+    assert response.status_code == 200
+    assert response.json["ok"] is True
+    assert response.json["checks"] == {"database": {"ok": True}}
+
+
+def test_healthz_answers_without_the_database(app, client, new_bin):
+    """Liveness is the process's own: a database that is away is readiness's question."""
+    with app.app_context():
+        path = db.engine.url.database
+        db.engine.dispose()
+    if not path or not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("makes an SQLite file unreadable")
+    with open(path, "rb") as f:
+        original = f.read()
+    with open(path, "wb") as f:
+        f.write(b"this is not a database" * 100)
+    try:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with open(path, "wb") as f:
+            f.write(original)
 
 
 def test_readyz_checks_the_database_at_most_once_a_second(lockable):

@@ -38,8 +38,8 @@ from app.ingest.environ import HANG_UP
 from app.ingest.hosts import HostSplit
 from app.ingest.limits import CaptureLimits
 from app.ingest.tally import tally_of
-from app.logs import printable
 from app.outbound.bounds import forwarder_of
+from app.runtime import metrics
 from app.store.batch import Recorded, headers_json
 from app.store.budget import budget_of
 from app.store.errors import StorageUnavailable
@@ -67,6 +67,8 @@ _REASONS = {
 }
 
 StartResponse = Callable[..., Any]
+# The environ key under which the gate keeps the size of the body it read, for the metrics.
+RECEIVED = "hookscope.received_bytes"
 
 
 class CaptureGate:
@@ -87,6 +89,8 @@ class CaptureGate:
         self.hosts = HostSplit(capture_host, public_url) if capture_host else None
         self.budget = budget_of(app)
         self._gevent = under_gevent()
+        # None when metrics are off: then nothing below counts (app/runtime/metrics.py).
+        self.metrics = metrics.enable() if app.config["HOOKSCOPE_METRICS"] else None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -108,7 +112,7 @@ class CaptureGate:
         if isinstance(outcome, Custom):
             return self.answer(environ, start_response, outcome, started)
         status, text, headers = outcome
-        _log(environ, bin_id, str(status), started)
+        self._done(environ, bin_id, status, started)
         return _plain(environ, start_response, status, text, headers)
 
     def count_refusal(self, bin_id: str, reason: str) -> None:
@@ -118,6 +122,8 @@ class CaptureGate:
             self.tally.count_process(reason)
         else:
             self.tally.count(bin_id, reason)
+        if self.metrics is not None:
+            self.metrics.refused(reason)
 
     def capture(self, environ: Environ, bin_id: str) -> tuple[int, str, dict[str, str]] | Custom:
         """Store what arrived and tell anyone watching; say what the sender should hear."""
@@ -142,6 +148,8 @@ class CaptureGate:
             settings.max_bytes, self.config["HOOKSCOPE_BIN_MAX_BYTES"]
         )
         body = read_body(environ, self.config, self._gevent, max_bytes)
+        if self.metrics is not None:
+            environ[RECEIVED] = len(body)
         snap = snapshot.take(
             environ,
             body,
@@ -169,6 +177,8 @@ class CaptureGate:
         self.tally.count(bin_id, CAPTURED, len(body))
         if not recorded.allowed:
             self.tally.count(bin_id, "unauthorized")
+            if self.metrics is not None:
+                self.metrics.refused("unauthorized")  # stored, flagged rejected, yet refused
         decided = recorded.decided
         if decided is not None:
             answer = decided.answer  # chosen, and stored, in the capture's own transaction
@@ -207,17 +217,32 @@ class CaptureGate:
             recorder.note(custom.note(clock.now()))
         if not answer.hang_up:
             start_response(answer.status_line, custom.headers())
-            _log(environ, custom.bin_id, str(answer.status), started)
+            self._done(environ, custom.bin_id, answer.status, started)
             return [] if environ.get("REQUEST_METHOD") == "HEAD" else [answer.body]
         hang_up = environ.get(HANG_UP)
         if hang_up is not None:
             hang_up()
-            _log(environ, custom.bin_id, "closed", started)
+            self._done(environ, custom.bin_id, 0, started)  # 0: no answer, as in its summary
             return []
         # A server without the hang-up hook (tests, another WSGI server): say it instead.
-        _log(environ, custom.bin_id, "504", started)
+        self._done(environ, custom.bin_id, 504, started)
         text = "failing on purpose: this bin's response times out and closes the connection"
         return _plain(environ, start_response, 504, text, {})
+
+    def _done(self, environ: Environ, bin_id: str, status: int, started: float) -> None:
+        """Log the capture's line, and count it when metrics are on."""
+        seconds = time.perf_counter() - started
+        logs.capture(
+            log,
+            bin_id,
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
+            environ.get("CONTENT_LENGTH"),
+            status,
+            seconds,
+        )
+        if self.metrics is not None:
+            self.metrics.capture(status, environ.get(RECEIVED, 0), seconds)
 
     def _sleep(self, seconds: float) -> None:
         if self._gevent:
@@ -266,19 +291,6 @@ def _plain(
 
 def _bin_of(path: str) -> str:
     return path[len(paths.CAPTURE_PREFIX) :].partition("/")[0]
-
-
-def _log(environ: Environ, bin_id: str, status: str, started: float) -> None:
-    logs.info(
-        log,
-        "capture bin=%s method=%s path=%s size=%s status=%s ms=%.1f",
-        printable(bin_id),
-        printable(environ.get("REQUEST_METHOD", "")),
-        printable(environ.get("RAW_URI") or environ.get("PATH_INFO", "")),
-        environ.get("CONTENT_LENGTH") or "-",
-        status,
-        (time.perf_counter() - started) * 1000,
-    )
 
 
 def init_app(app: Flask) -> None:

@@ -30,7 +30,7 @@ from flask import Flask
 
 from app.domain.models import BinDict, SummaryDict
 from app.extensions import socketio, under_gevent
-from app.live import fanout, full
+from app.live import fanout, full, resilient
 from app.live.publisher import Publisher
 from app.store.batch import Recorded
 
@@ -46,7 +46,17 @@ def init_app(app: Flask) -> None:
     """Bind Socket.IO to the app: in-process, or through Redis when several processes share bins."""
     queue = app.config["REDIS_URL"] or None
     # Flask-SocketIO would build the Redis manager from message_queue; ours adds the fan-out.
-    manager = fanout.RedisManager(queue, channel="hookscope") if queue else fanout.Manager()
+    manager = (
+        fanout.RedisManager(
+            queue,
+            channel="hookscope",
+            # A Redis host that is down must not hold the publisher for the OS's connect
+            # timeout (minutes); see app/live/resilient.py for what happens meanwhile.
+            redis_options={"socket_connect_timeout": resilient.CONNECT_TIMEOUT_SECONDS},
+        )
+        if queue
+        else fanout.Manager()
+    )
     socketio.init_app(
         app,
         # Under gunicorn's gevent worker the standard library is patched; anywhere else (tests,
@@ -66,9 +76,12 @@ _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDicti
 _publishers: weakref.WeakKeyDictionary[sio.Server, Publisher] = weakref.WeakKeyDictionary()
 
 
-def _publish(event: str, data: Any, bin_id: str, to: str | None = None) -> None:
+def _publish(event: str, data: Any, bin_id: str | None, to: str | None = None) -> None:
+    """Send ``event`` to ``to``, else the bin's room (every client when ``bin_id`` is None), in
+    order."""
     server = socketio.server
-    to = to or room(bin_id)
+    if to is None and bin_id is not None:
+        to = room(bin_id)
     if server.async_mode != "gevent":
         # Threads (tests, the CLI): send now, so the caller's next step sees it sent.
         socketio.emit(event, data, to=to)
@@ -77,6 +90,8 @@ def _publish(event: str, data: Any, bin_id: str, to: str | None = None) -> None:
     if publisher is None:
         # Made on first use, in the worker process (gunicorn builds the app in the master too).
         publisher = _publishers[server] = Publisher(server, _fanout_modes.get(server))
+    # Through the publisher greenlet, never on the caller's path: with Redis, an emit is also
+    # a PUBLISH, which waits for Redis (or, when it is away, for two failed attempts).
     publisher.put(event, data, to)
 
 
@@ -131,7 +146,7 @@ def publish_storage_status(ok: bool, retry_after: int) -> None:
     is per process: with several workers, each may tell.
     """
     if _storage_news.worth_telling(ok, retry_after):
-        socketio.emit(STORAGE, {"ok": ok, "retry_after": retry_after})
+        _publish(STORAGE, {"ok": ok, "retry_after": retry_after}, None)
 
 
 def publish_deleted(bin_id: str, seqs: list[int]) -> None:

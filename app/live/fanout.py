@@ -38,6 +38,8 @@ from socketio import packet as sio_packet
 
 from app import internals
 from app.internals import Reliance
+from app.live.resilient import Resilient
+from app.runtime import metrics
 
 log = logging.getLogger("hookscope.live")
 # Frames up to this size go straight out. A bigger one (a summary with a very long path) takes
@@ -185,12 +187,16 @@ class FanoutMixin:
         direct = len(frame) <= DIRECT_FRAME_MAX
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         lanes = self.lanes.by_sid
+        sent = 0
         for sid, eio_sid in self.get_participants(namespace, room):  # type: ignore[attr-defined]
             if sid in skip:
                 continue
+            sent += 1
             lane = lanes.get(eio_sid) if direct else None
             if lane is None or not lane.send_now(frame):
                 self.server._send_eio_packet(eio_sid, eio_pkt)
+        if sent and metrics.current is not None:
+            metrics.current.events_sent += sent
         return None
 
 
@@ -198,8 +204,9 @@ class Manager(FanoutMixin, socketio.Manager):
     """In-process rooms (one worker, no message queue)."""
 
 
-class RedisManager(socketio.RedisManager, Manager):
+class RedisManager(Resilient, Manager):
     """Rooms shared through Redis: emits are published; each worker delivers to its own watchers.
+    What happens while Redis is away is in app/live/resilient.py.
 
     The order of bases puts the fan-out after Redis's publish and before the in-process delivery
     that each worker runs for what it hears from Redis.
@@ -227,7 +234,8 @@ class RedisManager(socketio.RedisManager, Manager):
             if len(held) == 1:
                 super()._publish(held[0])
             elif held:
-                super()._publish({"method": BATCH, "host_id": self.host_id, "messages": held})
+                message = {"method": BATCH_METHOD, "host_id": self.host_id, "messages": held}
+                super()._publish(message)
 
     def _publish(self, data: Any) -> Any:
         if self._held is not None and isinstance(data, dict) and data.get("method") == "emit":
@@ -242,9 +250,9 @@ class RedisManager(socketio.RedisManager, Manager):
             except ValueError:
                 yield message  # not ours: python-socketio's listener decides
                 continue
-            if isinstance(data, dict) and data.get("method") == BATCH:
+            if isinstance(data, dict) and data.get("method") == BATCH_METHOD:
                 yield from data.get("messages", ())
-            else:
+            elif not (isinstance(data, dict) and self.heard(data)):
                 yield data
 
 
@@ -266,7 +274,7 @@ BATCH = tuple(
 )
 RELIANCES = FANOUT + BATCH
 # The method name of a published batch of emits (python-socketio's own are emit, callback, ...).
-BATCH = "hookscope.emits"
+BATCH_METHOD = "hookscope.emits"
 
 
 def install(server: socketio.Server) -> str:

@@ -14,6 +14,10 @@ MIGRATION_LOCK = 0x486F6F6B73  # "Hooks": any constant shared by every Hookscope
 config = context.config
 # Keep the host process's loggers (gunicorn's among them) working after migrations run.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
+if current_app.config.get("HOOKSCOPE_LOG_FORMAT") == "json":
+    from app.runtime.jsonlogs import format_handlers
+
+    format_handlers(logging.getLogger())  # the migrations' lines as JSON, as every other
 logger = logging.getLogger("alembic.env")
 
 db = current_app.extensions["migrate"].db

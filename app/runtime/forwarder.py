@@ -28,7 +28,8 @@ from app.domain import clock, forwarding
 from app.extensions import db
 from app.outbound import bounds, client, loop, outcome
 from app.outbound.outgoing import capture_headers
-from app.store import forwards
+from app.runtime import metrics
+from app.store import forwards, threads
 from app.store.batch import Recorded
 from app.store.errors import discard
 
@@ -168,6 +169,7 @@ class Forwarder:
                     job.method, job.url, job.headers, job.body, allow=self.allow, limits=self.limits
                 )
             finished = clock.now()
+            metrics.count_outbound("forward", metrics.outcome(result.status, result.error))
             retry_at = None
             if forwarding.retried(result.error, result.status):
                 delay = forwarding.retry_delay(
@@ -259,7 +261,7 @@ class Forwarder:
         try:
             if self._thread is None:
                 return work(conn, *args)
-            return self._thread.apply(work, (conn, *args))
+            return threads.run(self._thread, work, conn, *args)
         except BaseException:
             discard(conn)
             raise

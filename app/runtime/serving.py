@@ -11,8 +11,12 @@ import gc
 import os
 
 from app.config import server_settings
+from app.runtime import metrics
 
 _settings = server_settings()
+# Metrics from every worker: prometheus-client's multiprocess mode, which must be chosen before
+# anything imports it (app/runtime/metrics.py). A folder made here is removed at exit.
+_metrics_dir = metrics.prepare(_settings.metrics_dir) if _settings.metrics else ""
 
 # Patch the master too: gunicorn's gevent workers patch only after the fork, and by then the
 # migrations run in on_starting have imported ssl-using modules unpatched.
@@ -40,20 +44,32 @@ control_socket_disable = True
 # Captures log one structured line each (app/ingest/gate.py); other requests get an access line.
 accesslog = "-"
 errorlog = "-"
+if _settings.log_format == "json":
+    logger_class = "app.runtime.jsonlogs.Logger"
 
 
 def on_starting(server) -> None:
     """Warn about doubtful settings; create or upgrade the schema and the operator's fixed bins,
     once, before workers start."""
+    import sys
+
     from flask_migrate import upgrade
 
-    from app import config, create_app, internals
+    from app import config, create_app, internals, logs
     from app.ingest import server as ingest_server  # not to hide ``server``, gunicorn's arbiter
-    from app.live import fanout
+    from app.live import fanout, resilient
+    from app.runtime import exporter
     from app.store import bins, engine
 
+    logs.install(_settings.log_format, sys.stderr)  # the master's own lines (internals' too)
     # Before anything runs on a library that lacks what it relies on.
-    internals.enforce(ingest_server.RELIANCES + fanout.RELIANCES + engine.RELIANCES)
+    internals.enforce(
+        ingest_server.RELIANCES
+        + fanout.RELIANCES
+        + resilient.RELIANCES
+        + engine.RELIANCES
+        + exporter.RELIANCES
+    )
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
@@ -92,18 +108,17 @@ def post_worker_init(worker) -> None:
 
     from app import logs
     from app.ingest import tally
-    from app.runtime import forwarder, janitor
+    from app.runtime import exporter, forwarder, janitor, jsonlogs
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
-    handler = logs.LineHandler(sys.stderr)
+    logs.install(_settings.log_format, sys.stderr)
+    if _settings.log_format == "json":
+        jsonlogs.format_handlers(logging.getLogger())  # Flask's and the migrations' lines
     logger = logging.getLogger("hookscope")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # the migrations' logging setup gave the root logger a handler too
     if not map_big_allocations():
         logger.warning(
             "not glibc: big bodies' memory may stay with the worker after they are stored"
@@ -111,6 +126,7 @@ def post_worker_init(worker) -> None:
     janitor.start(worker.wsgi)
     tally.start(worker.wsgi)
     forwarder.start(worker.wsgi)
+    exporter.start()  # when metrics are on
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
     # long as the worker. Frozen, the collector's full passes skip it: each one walked all of it,
     # tens of milliseconds during which no capture is answered (bench/README.md, "live1").
@@ -122,13 +138,15 @@ def post_worker_init(worker) -> None:
 def worker_exit(server, worker) -> None:
     """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
     next worker resumes them at once rather than when their lease runs out; add the worker's last
-    usage counts (a graceful stop loses none)."""
+    usage counts (a graceful stop loses none) and what it counted for the metrics."""
     from app.ingest import tally
-    from app.runtime import forwarder
+    from app.runtime import exporter, forwarder
 
     running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
     if running is not None:
         running.stop(wait_seconds=graceful_timeout / 2)
+    if _settings.metrics:
+        exporter.flush()
     app = getattr(worker, "wsgi", None)
     if app is None or not hasattr(app, "extensions"):
         return
@@ -136,3 +154,15 @@ def worker_exit(server, worker) -> None:
         tally.flush(app)
     except Exception:  # leaving anyway: never turn a clean exit into a crash
         app.logger.exception("adding the last usage counts failed")
+
+
+def child_exit(server, worker) -> None:
+    """In the master: a dead worker's watchers are no longer watching."""
+    if _settings.metrics:
+        metrics.worker_gone(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics folder this start made."""
+    if _metrics_dir and not _settings.metrics_dir:
+        metrics.forget(_metrics_dir)

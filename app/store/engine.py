@@ -30,6 +30,8 @@ WRITE = {_WRITE: True}
 CHECK_BUSY_TIMEOUT_MS = 1000
 # Open pages ask while storage is failing; one real check a second per process answers them all.
 CHECK_EVERY_SECONDS = 1.0
+# What the WAL file is cut back to when it starts over after a checkpoint.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
 log = logging.getLogger("hookscope.storage")
 _CHECKED = "hookscope.storage_checked"
 # What app/store/pgwait.py relies on in psycopg (app/internals.py); without it PostgreSQL
@@ -80,6 +82,10 @@ def tune_sqlite_connection(dbapi_conn: sqlite3.Connection, busy_timeout_ms: int)
     # NORMAL in WAL mode survives a process crash (a kill -9); only an OS crash can lose the
     # last commits, and it never corrupts the file.
     cur.execute("PRAGMA synchronous = NORMAL")
+    # The WAL file keeps the size of its biggest stretch between checkpoints (deleting a few
+    # expired bins at once, a burst): 102 MiB after 200,000 captures with bins replaced in
+    # bench/soak.py, for good. With a limit, the connection that starts it over truncates it.
+    cur.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.close()
 
@@ -95,28 +101,37 @@ def begin_write() -> None:
     session.connection(execution_options=WRITE)
 
 
-def writable() -> bool:
-    """Tell whether the database would take a write now (checked at most once a second).
+def write_check() -> dict[str, object]:
+    """Write to the database and say whether it took it (checked at most once a second).
 
-    Takes the write lock (SQLite) or opens a read-write transaction (PostgreSQL, which refuses on
-    a read-only standby) and writes nothing. A full disk shows only when a real write fails.
+    ``{"ok": True}``, or ``{"ok": False, "error": ...}``: the driver's error class, and for
+    SQLite its message (fixed texts like "database or disk is full"; PostgreSQL's can name hosts
+    and users, and this answer is public, so those go to the log only).
+    A real write, committed: on SQLite the schema's ``user_version`` is written back unchanged
+    (a page into the WAL, so a read-only file or a disk with no room for a page fails it); on
+    PostgreSQL a transaction gets an id and commits (which a read-only standby refuses, and which
+    writes its commit record to the WAL). A disk with room for a page but not for a big capture
+    still passes: that shows only when a capture fails.
     """
-    checked_at, ok = current_app.extensions.get(_CHECKED, (float("-inf"), True))
+    checked_at, found = current_app.extensions.get(_CHECKED, (float("-inf"), {"ok": True}))
     if time.monotonic() - checked_at < CHECK_EVERY_SECONDS:
-        return ok
+        return found
     try:
         with db.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 _check_sqlite(conn)
             else:
                 with conn.begin():
-                    conn.exec_driver_sql("SET TRANSACTION READ WRITE")
-        ok = True
-    except DBAPIError as err:
-        log.warning("storage does not take writes: %s", err.__class__.__name__)
-        ok = False
-    current_app.extensions[_CHECKED] = (time.monotonic(), ok)
-    return ok
+                    conn.exec_driver_sql("SELECT pg_current_xact_id()")
+        found = {"ok": True}
+    except (DBAPIError, sqlite3.Error) as err:
+        driver = err.orig if isinstance(err, DBAPIError) else err  # raw when the PRAGMA failed
+        told = f"{driver.__class__.__name__}: {driver}".splitlines()[0][:300]
+        log.warning("storage does not take writes: %s", told)
+        sqlite = isinstance(driver, sqlite3.Error)
+        found = {"ok": False, "error": told if sqlite else driver.__class__.__name__}
+    current_app.extensions[_CHECKED] = (time.monotonic(), found)
+    return found
 
 
 def _check_sqlite(conn: Connection) -> None:
@@ -125,7 +140,8 @@ def _check_sqlite(conn: Connection) -> None:
     raw = conn.connection.dbapi_connection
     raw.execute(f"PRAGMA busy_timeout = {min(configured, CHECK_BUSY_TIMEOUT_MS)}")
     try:
-        with conn.execution_options(**WRITE).begin():
-            pass  # BEGIN IMMEDIATE took the write lock: a capture could commit now
+        with conn.execution_options(**WRITE).begin():  # BEGIN IMMEDIATE: the write lock
+            (version,) = raw.execute("PRAGMA user_version").fetchone()
+            raw.execute(f"PRAGMA user_version = {int(version)}")
     finally:
         raw.execute(f"PRAGMA busy_timeout = {configured}")

@@ -24,6 +24,33 @@ def db_errors() -> tuple[type[BaseException], ...]:
     return (*errors, psycopg.Error)
 
 
+def pooled(engine: Any) -> Any:
+    """A pooled DB-API connection (pinged first); StorageUnavailable when there is none.
+
+    The pool's reconnect raises the driver's own error, unwrapped (PostgreSQL shutting down or
+    not taking connections yet): storage trouble all the same, not a bug.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return engine.raw_connection()
+    except DBAPIError as err:
+        raise StorageUnavailable(str(err.orig)) from err
+    except db_errors() as err:
+        raise StorageUnavailable(str(err)) from err
+
+
+def contended(err: BaseException | None) -> bool:
+    """Tell whether an SQLite error (or the error behind ``err``) only says that another
+    connection holds the lock, which waiting cures; not a read-only file or an I/O error."""
+    while err is not None:
+        code = getattr(err, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        err = err.__cause__
+    return False
+
+
 def discard(conn: Any) -> None:
     """Roll back what a failed transaction left and drop the connection from the pool: a
     connection in an unknown state is never reused."""

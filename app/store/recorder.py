@@ -31,7 +31,9 @@ from sqlalchemy.engine import Engine
 from app.domain import forwarding
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
+from app.runtime import metrics
 from app.store import batch as batches
+from app.store import threads
 from app.store.answers import AnswerNote
 from app.store.batch import Pending, Recorded
 from app.store.errors import StorageUnavailable
@@ -173,6 +175,8 @@ class Recorder:
 
     def _store_batch(self) -> None:
         batch = self._take()
+        if metrics.current is not None:
+            metrics.current.batches.observe(len(batch))
         try:
             self._write(batch)
         except StorageUnavailable as err:
@@ -207,7 +211,7 @@ class Recorder:
                 if self._thread is None:
                     writer.write_notes(conn, notes)
                 else:
-                    self._thread.apply(writer.write_notes, (conn, notes))
+                    threads.run(self._thread, writer.write_notes, conn, notes)
             finally:
                 conn.close()
         except Exception as err:  # the captures are stored; only what they were answered is lost
@@ -245,7 +249,7 @@ class Recorder:
         """
         conn = self._writer.checkout()
         try:
-            self._thread.apply(self._writer.checkpoint, (conn,))
+            threads.run(self._thread, self._writer.checkpoint, conn)
         finally:
             conn.close()
 
@@ -265,7 +269,7 @@ class Recorder:
                     if self._thread is None:
                         more = self._writer.index(conn)
                     else:
-                        more = self._thread.apply(self._writer.index, (conn,))
+                        more = threads.run(self._thread, self._writer.index, conn)
                 finally:
                     self._index_idle.set()
                     conn.close()
@@ -298,6 +302,6 @@ class Recorder:
             if self._thread is None:
                 self._writer.write(conn, batch)
             else:
-                self._thread.apply(self._writer.write, (conn, batch))
+                threads.run(self._thread, self._writer.write, conn, batch)
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)

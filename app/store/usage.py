@@ -14,13 +14,13 @@ from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from app.domain.models import BinUsage
 from app.domain.refusals import CAPTURED
 from app.extensions import db, under_gevent
+from app.store import threads
 from app.store.engine import begin_write
-from app.store.errors import StorageUnavailable, db_errors, discard
+from app.store.errors import StorageUnavailable, db_errors, discard, pooled
 
 PERIOD_SECONDS = 600
 HOUR = 3600
@@ -71,15 +71,12 @@ def add(engine: Engine, counted: list[Counted]) -> None:
     if not counted:
         return
     sqlite = engine.dialect.name == "sqlite"
-    try:
-        conn = engine.raw_connection()  # here, not in the native thread: the pool is gevent's
-    except DBAPIError as err:
-        raise StorageUnavailable(str(err.orig)) from err
+    conn = pooled(engine)  # here, not in the native thread: the pool is gevent's
     try:
         if sqlite and under_gevent():
             import gevent
 
-            gevent.get_hub().threadpool.apply(_add, (conn, counted, sqlite))
+            threads.run(gevent.get_hub().threadpool, _add, conn, counted, sqlite)
         else:
             _add(conn, counted, sqlite)
     finally:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from app.store.answers import AnswerNote
 from app.store.batch import Answerer, Pending
-from app.store.errors import StorageUnavailable, db_errors, discard
+from app.store.errors import StorageUnavailable, db_errors, discard, pooled
 
 
 class Writer:
@@ -36,10 +35,7 @@ class Writer:
 
     def checkout(self) -> Any:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
-        try:
-            return self._engine.raw_connection()
-        except DBAPIError as err:
-            raise StorageUnavailable(str(err.orig)) from err
+        return pooled(self._engine)
 
     def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""

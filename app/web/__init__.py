@@ -16,6 +16,7 @@ from app.web import (
     errors,
     health,
     limits,
+    metrics,
     pages,
     security,
     sockets,  # noqa: F401 - the handlers register themselves
@@ -23,7 +24,8 @@ from app.web import (
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, the API, the health checks and CSP reports, with their protections."""
+    """Register the pages, the API, the health checks, CSP reports and metrics, with their
+    protections."""
     security.init_app(app)
     crosssite.init_app(app)  # before CSRF: a forged change is refused as such, not as tokenless
     csrf.init_app(app)
@@ -33,5 +35,6 @@ def init_app(app: Flask) -> None:
     csrf.exempt(csp_reports.bp)
     for blueprint in (api.bp, pages.bp, admin.bp, health.bp, csp_reports.bp):
         app.register_blueprint(blueprint)
+    metrics.init_app(app)
     errors.init_app(app)
     limits.init_app(app)  # after the routes: it applies the limits they declare

@@ -6,8 +6,10 @@ with a bin in its URL also shares HOOKSCOPE_RATE_LIMIT_NOT_FOUND, which counts o
 such bin, or a key that does not open it): a sender probing for bins runs out of it, someone
 using their bins never does. A sender is its address, an IPv6 one by its /64
 (app/domain/senders.py). Counted in memory for one process, in Redis (REDIS_URL) when several
-share the work; HOOKSCOPE_RATE_LIMITS=false turns every limit off. Captures bypass Flask and are
-counted by app/ingest/limits.py with this module's limiter.
+share the work, in this process while Redis does not answer (flask-limiter's in-memory fallback:
+a route is never refused for Redis); HOOKSCOPE_RATE_LIMITS=false turns every limit off. Captures
+bypass Flask and are counted by app/ingest/limits.py in token buckets of their own
+(app/ingest/buckets.py).
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask_socketio import emit, join_room
 
 from app.domain.models import SummaryDict
 from app.extensions import socketio
 from app.live import CAPTURED, full, room
+from app.runtime import metrics
 from app.store import requests as stored
 from app.web import access
 
@@ -33,6 +34,7 @@ def on_watch(data: Any) -> dict[str, Any]:
     in_full = data.get("full") is True and full.offered()
     if in_full:
         join_room(full.room(bin_.id))
+    _watching(True)
     missed = [] if after is None else _missed(bin_.id, after)
     for summary in missed:
         emit(CAPTURED, summary)
@@ -46,3 +48,25 @@ def on_watch(data: Any) -> dict[str, Any]:
 
 def _missed(bin_id: str, after: int) -> list[SummaryDict]:
     return stored.since(bin_id, after, current_app.config["HOOKSCOPE_REPLAY_LIMIT"])
+
+
+# This process's sockets that watch a bin, for the live_watchers gauge (app/runtime/metrics.py).
+_watchers: set[str] = set()
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_: Any) -> None:
+    """A socket that goes away watches nothing any more."""
+    _watching(False)
+
+
+def _watching(now: bool) -> None:
+    tally = metrics.current
+    if tally is None:
+        return
+    sid = request.sid  # type: ignore[attr-defined] - Flask-SocketIO sets it
+    if now:
+        _watchers.add(sid)
+    else:
+        _watchers.discard(sid)
+    tally.watchers = len(_watchers)

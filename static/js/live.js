@@ -59,6 +59,9 @@ export function watchBin({ binId, after, onCaptured, onGap, onStatus, on = {} })
   };
 
   socket.on("connect", watch);
+  // The server's message queue (Redis) was away: events from other processes may have gone
+  // missing, so watch again from the highest seq the page has, which replays them.
+  socket.on("resync", watch);
   socket.on("captured", (summary) => onCaptured(summary));
   socket.on("disconnect", (reason) => {
     onStatus("reconnecting", `Disconnected (${reason}); reconnecting.`);

@@ -16,6 +16,7 @@ from app.inspect import copy_as as snippets
 from app.outbound import bounds, client, outcome
 from app.outbound.outgoing import EditError, Outgoing, capture_headers, edited
 from app.outbound.slots import Busy
+from app.runtime import metrics
 from app.store import attempts
 from app.store import requests as stored
 from app.web.api import bp
@@ -62,6 +63,7 @@ def replay(bin_id: str, seq: int) -> tuple[Response, int]:
             )
     except Busy as busy:
         raise Refused(429, "outbound_busy", busy.message, {"Retry-After": "1"}) from None
+    metrics.count_outbound("replay", metrics.outcome(result.status, result.error))
     if result.error in _REFUSED:
         raise Refused(_REFUSED[result.error], result.error, result.message)
     attempt = attempts.record_replay(
