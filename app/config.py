@@ -27,6 +27,8 @@ FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
 # worst query found stays near 100-150 ms (bench/README.md).
 SEARCH_CHUNK_REQUESTS = 50_000
 SEARCH_BUDGET_MS = 150
+# Body bytes in flight per process by default (HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT, _in_flight).
+IN_FLIGHT = 256 * MIB
 
 
 class ConfigError(RuntimeError):
@@ -95,6 +97,24 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     except ValueError:
         raise ConfigError(f"{name}={raw!r} must be like 600/minute, or off") from None
     return raw
+
+
+def _in_flight(env: Mapping[str, str]) -> int:
+    """Body bytes one process holds at once, from a body's first byte until its commit.
+
+    The default takes 25 bodies of the default 10 MiB limit at once (or thousands of ordinary
+    webhooks of a few KiB): a worker holds ~1.1x a body while it is read and stored
+    (bench/README.md), so captures in flight stay under ~300 MiB of its memory. Never less than
+    one body of the largest size accepted.
+    """
+    largest = _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1)
+    value = _int(env, "HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT", max(IN_FLIGHT, largest), minimum=1)
+    if value < largest:
+        raise ConfigError(
+            f"HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT={value} must be at least"
+            f" HOOKSCOPE_MAX_BODY_BYTES ({largest}), or no body of the largest size could arrive"
+        )
+    return value
 
 
 def _public_url(env: Mapping[str, str]) -> str:
@@ -178,6 +198,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RETRY_AFTER_SECONDS": _int(env, "HOOKSCOPE_RETRY_AFTER_SECONDS", 5, 1),
         "REDIS_URL": _redis_url(env),
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
+        "HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT": _in_flight(env),
         # A capture's whole body must arrive within this time, or it is refused with 408.
         "HOOKSCOPE_BODY_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_BODY_TIMEOUT_SECONDS", 60, 1),
         # A request's line and headers must arrive within this time of the connection starting

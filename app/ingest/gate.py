@@ -4,9 +4,10 @@ Captures do not go through Flask. They need none of what Flask does for pages (r
 CSRF, templates, error pages), and at thousands of captures a second that work was most of the
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
 everything else on. What it does, in order: find the bin's settings (404), apply the flood limits
-(429), read the body within its size and time limits (413, 408, 400 for a body cut short), store it
-through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
-something not stored), publish it to live watchers, answer, and log one structured line.
+(429), read the body within its size, time and memory limits (413, 408, 400 for a body cut short,
+503 past the body bytes a process holds at once), store it through the group-commit writer (503
+when storage fails, so a sender is never told "ok" for something not stored), publish it to live
+watchers, answer, and log one structured line.
 """
 
 from __future__ import annotations
@@ -106,17 +107,21 @@ class CaptureGate:
         if spent is not None:
             message, retry = spent
             raise Refused(429, message, **{"Retry-After": str(retry)})
-        body = read_body(environ, self.config, self._gevent)
-        snap = snapshot.take(
-            environ,
-            body,
-            mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
-            received_at=received_at,
-        )
+        recorder = recorder_of(self.app)
+        hold = recorder.budget.hold()  # the body's bytes, from the first read to the commit
         try:
-            recorded = recorder_of(self.app).record(bin_id, snap, environ.get("HTTP_AUTHORIZATION"))
+            body = read_body(environ, self.config, self._gevent, hold)
+            snap = snapshot.take(
+                environ,
+                body,
+                mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
+                received_at=received_at,
+            )
+            recorded = recorder.record(bin_id, snap, environ.get("HTTP_AUTHORIZATION"), hold)
         except StorageUnavailable:
             raise self.unavailable() from None
+        finally:
+            hold.release()
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)

@@ -18,6 +18,7 @@ from app.domain import expiry, settings
 from app.domain.capture import Snapshot
 from app.domain.models import SummaryDict, summary
 from app.domain.settings import BinSettings
+from app.store.budget import Hold
 
 # What a batch's numbering statement returns for each bin (after the bin's id, on PostgreSQL).
 NUMBERED_COLUMNS = ("last_seq", "request_count", "expires_at", *settings.COLUMNS)
@@ -46,6 +47,7 @@ class Pending:
     authorization: str | None
     headers_json: str
     done: Any = None  # the event the sender waits on (gevent or threading)
+    hold: Hold | None = None  # the body's bytes in flight, released when the batch has ended
     result: Recorded | None = None
     error: BaseException | None = None
 

@@ -30,6 +30,7 @@ from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
 from app.store.batch import Pending, Recorded
+from app.store.budget import Budget, Hold
 from app.store.errors import StorageUnavailable
 from app.store.writer import Writer, writer_for
 
@@ -43,6 +44,8 @@ INLINE_BATCH_BYTES = 1024 * 1024
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
 EXTENSION = "hookscope.recorder"
+# A recorder made without a budget (scripts, tests) counts bodies against this.
+DEFAULT_BUDGET = 256 * 1024 * 1024
 
 
 def recorder_of(app: Flask) -> Recorder:
@@ -52,15 +55,19 @@ def recorder_of(app: Flask) -> Recorder:
     if recorder is None:
         with app.app_context():
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
-        recorder = app.extensions[EXTENSION] = Recorder(writer)
+        budget = Budget(app.config["HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT"])
+        recorder = app.extensions[EXTENSION] = Recorder(writer, budget)
     return recorder
 
 
 class Recorder:
     """One per process: queues captures and writes them in batches (see the module docstring)."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, budget: Budget | None = None) -> None:
         self._writer = writer
+        # Body bytes in flight (app/store/budget.py): each queued capture holds its body's
+        # until its batch has ended, so the queue is bounded by the same budget as reading.
+        self.budget = budget or Budget(DEFAULT_BUDGET)
         self._pending: list[Pending] = []
         self._gevent = under_gevent()
         if self._gevent:
@@ -95,16 +102,25 @@ class Recorder:
             self._indexing = threading.Lock()
 
     def record(
-        self, bin_id: str, snap: Snapshot, authorization: str | None = None
+        self,
+        bin_id: str,
+        snap: Snapshot,
+        authorization: str | None = None,
+        hold: Hold | None = None,
     ) -> Recorded | None:
         """Store one capture and return once it is committed; None when the bin does not exist.
 
-        Raises StorageUnavailable when the database could not store it.
+        ``hold`` (its body's bytes in flight) is released when the batch's transaction has
+        ended. Raises StorageUnavailable when the database could not store it.
         """
         item = Pending(bin_id, snap, authorization, batches.headers_json(snap.headers))
+        item.hold = hold
         if not self._gevent:
-            with self._lock:
-                self._write([item])
+            try:
+                with self._lock:
+                    self._write([item])
+            finally:
+                _release(item)
             return item.result
         item.done = self._event()
         self._pending.append(item)
@@ -131,6 +147,7 @@ class Recorder:
                     for item in batch:
                         item.error = err
                 for item in batch:
+                    _release(item)
                     item.done.set()
                 if self._indexer is not None:
                     self._stored.set()
@@ -209,3 +226,8 @@ class Recorder:
             self._thread.apply(self._writer.write, (conn, batch))
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
+
+
+def _release(item: Pending) -> None:
+    if item.hold is not None:
+        item.hold.release()
