@@ -23,15 +23,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
+from app.store import bulk
 from app.store.batch import Pending, Recorded
 from app.store.budget import Budget, Hold
-from app.store.errors import StorageUnavailable
+from app.store.bulk import Deletion
+from app.store.errors import StorageUnavailable, db_errors, discard
 from app.store.writer import Writer, writer_for
 
 log = logging.getLogger("hookscope.recording")
@@ -60,6 +66,15 @@ def recorder_of(app: Flask) -> Recorder:
     return recorder
 
 
+@dataclass
+class Job:
+    """A bulk deletion queued for the writer, a step each turn; ``done`` is set at its end."""
+
+    deletion: Deletion
+    done: Any
+    error: BaseException | None = None
+
+
 class Recorder:
     """One per process: queues captures and writes them in batches (see the module docstring)."""
 
@@ -69,6 +84,7 @@ class Recorder:
         # until its batch has ended, so the queue is bounded by the same budget as reading.
         self.budget = budget or Budget(DEFAULT_BUDGET)
         self._pending: list[Pending] = []
+        self._jobs: deque[Job] = deque()
         self._gevent = under_gevent()
         if self._gevent:
             import gevent
@@ -130,29 +146,86 @@ class Recorder:
             raise item.error
         return item.result
 
+    def bulk(self, deletion: Deletion) -> int:
+        """Run a bulk deletion to its end, a bounded batch at a time in the writer's order
+        (app/store/bulk.py); return how many requests it deleted. Raises StorageUnavailable.
+
+        On SQLite under gevent the deletion is queued for the writer, which takes turns: a batch
+        of captures, then one batch of the deletion (in its native thread). Elsewhere each batch
+        is a short transaction of the caller's: PostgreSQL waits cooperatively, and in-process
+        (tests, the CLI) batches take the recorder's lock in turn with captures.
+        """
+        if self._gevent and self._thread is not None:
+            job = Job(deletion, self._event())
+            self._jobs.append(job)
+            self._wake.set()
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+        while not deletion.done:
+            if self._gevent:
+                self._step(deletion)
+            else:
+                with self._lock:
+                    self._step(deletion)
+        return deletion.deleted
+
+    def _step(self, deletion: Deletion) -> None:
+        """Delete one batch (SQLite under gevent: in the native thread, where waiting for the
+        lock stalls no one) and size the next from how long this one held the lock."""
+        conn = self._writer.own(self._writer.checkout())
+        try:
+            started = time.perf_counter()
+            if self._thread is not None:
+                self._thread.apply(bulk.step, (deletion, conn, True))
+            else:
+                bulk.step(deletion, conn, self._writer.sqlite)
+            deletion.size = bulk.next_size(deletion.size, time.perf_counter() - started)
+        except db_errors() as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
+        finally:
+            conn.close()
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch = self._take()
-                try:
-                    self._write(batch)
-                except StorageUnavailable as err:
-                    log.error("storing %d capture(s) failed: %s", len(batch), err)
-                    for item in batch:
-                        item.error = StorageUnavailable(str(err))
-                except BaseException as err:  # a bug: fail the batch, keep the writer alive
-                    log.exception("storing %d capture(s) failed", len(batch))
-                    for item in batch:
-                        item.error = err
-                for item in batch:
-                    _release(item)
-                    item.done.set()
-                if self._indexer is not None:
-                    self._stored.set()
-                # Hold no capture (a body can be 25 MB) while waiting for the next batch.
-                del batch, item
+            while self._pending or self._jobs:
+                # Captures and bulk deletions take turns: a batch of one, then a step of the other.
+                if self._pending:
+                    self._store(self._take())
+                if self._jobs:
+                    self._run_job(self._jobs.popleft())
+
+    def _store(self, batch: list[Pending]) -> None:
+        try:
+            self._write(batch)
+        except StorageUnavailable as err:
+            log.error("storing %d capture(s) failed: %s", len(batch), err)
+            for item in batch:
+                item.error = StorageUnavailable(str(err))
+        except BaseException as err:  # a bug: fail the batch, keep the writer alive
+            log.exception("storing %d capture(s) failed", len(batch))
+            for item in batch:
+                item.error = err
+        for item in batch:
+            _release(item)
+            item.done.set()
+        if self._indexer is not None:
+            self._stored.set()
+
+    def _run_job(self, job: Job) -> None:
+        """Run one step of a queued deletion; queue it again, last, until it is done."""
+        try:
+            self._step(job.deletion)
+        except BaseException as err:  # the caller raises it; the writer goes on
+            job.error = err
+        self._stored.set()  # the indexer checkpoints the WAL the deletion grew
+        if job.deletion.done or job.error is not None:
+            job.done.set()
+        else:
+            self._jobs.append(job)
 
     def _index_run(self) -> None:
         """Index what bursts of captures queued for search, a moment after each burst began.

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from flask import current_app
+from sqlalchemy import delete, select, update
 
 from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.domain.models import Bin, CapturedRequest, Payload, SummaryDict
 from app.extensions import db
+from app.store.bulk import Deletion
 from app.store.engine import begin_write
+from app.store.recorder import recorder_of
 
 
 @dataclass(frozen=True)
@@ -93,18 +96,17 @@ def delete_request(bin_id: str, seq: int) -> bool:
 
 
 def clear(bin_id: str, *, include_pinned: bool = False) -> int:
-    """Delete a bin's requests (pinned ones stay unless asked); return how many went."""
-    begin_write()
-    condition = CapturedRequest.bin_id == bin_id
-    if not include_pinned:
-        condition = condition & CapturedRequest.pinned.is_(False)
-    gone = db.session.execute(delete(CapturedRequest).where(condition)).rowcount
-    remaining = db.session.scalar(
-        select(func.count()).select_from(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
-    )
-    db.session.execute(update(Bin).where(Bin.id == bin_id).values(request_count=remaining))
-    db.session.commit()
-    return gone
+    """Delete a bin's requests (pinned ones stay unless asked); return how many went.
+
+    What the bin held when asked goes; captures arriving meanwhile stay. In bounded batches
+    in the writer's order, so captures to every bin go on meanwhile (app/store/bulk.py).
+    """
+    through = db.session.scalar(select(Bin.last_seq).where(Bin.id == bin_id))
+    db.session.commit()  # the batches are written through the writer's connections
+    if through is None:
+        return 0
+    deletion = Deletion(bin_id, through=through, include_pinned=include_pinned)
+    return recorder_of(current_app).bulk(deletion)
 
 
 def set_pinned(bin_id: str, seq: int, pinned: bool) -> SummaryDict | None:

@@ -72,10 +72,7 @@ class SqliteWriter(Writer):
         nothing is done and False comes back, for the caller to write the batch where waiting is
         harmless.
         """
-        cur = conn.cursor()  # autocommit mode: we say when the transaction starts, and how
-        if self.checkpoint_in_index and not conn.info.get(_NO_AUTOCHECKPOINT):
-            cur.execute("PRAGMA wal_autocheckpoint = 0")
-            conn.info[_NO_AUTOCHECKPOINT] = True
+        cur = self.own(conn).cursor()  # autocommit mode: we say when a transaction starts
         if not wait:
             cur.execute("PRAGMA busy_timeout = 0")
         try:
@@ -93,6 +90,14 @@ class SqliteWriter(Writer):
         except BaseException as err:
             self.failed(conn, batch, err)
         return True
+
+    def own(self, conn: Any) -> Any:
+        """Make a pooled connection the writer's: without SQLite's automatic checkpoint when
+        index() checkpoints instead, so that no commit copies the WAL back on the event loop."""
+        if self.checkpoint_in_index and not conn.info.get(_NO_AUTOCHECKPOINT):
+            conn.cursor().execute("PRAGMA wal_autocheckpoint = 0")
+            conn.info[_NO_AUTOCHECKPOINT] = True
+        return conn
 
     def index(self, conn: Any) -> bool:
         """Index a batch of the requests queued for search; tell whether more are queued.

@@ -32,6 +32,10 @@ class Writer:
         except DBAPIError as err:
             raise StorageUnavailable(str(err.orig)) from err
 
+    def own(self, conn: Any) -> Any:
+        """Tune a pooled connection for the writer's transactions (SQLite: its checkpoints)."""
+        return conn
+
     def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
         """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
         raise NotImplementedError
