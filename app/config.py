@@ -210,6 +210,15 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
+        # The live stream's bounds (app/live/watches.py, app/live/backlog.py): missed captures
+        # are replayed a page at a time, each page asked for by the client once it has the last;
+        # one connection watches a few bins, says watch a few times a minute, and is dropped
+        # when what waits to be sent to it passes either cap (it catches up by seq when back).
+        "HOOKSCOPE_REPLAY_PAGE": _int(env, "HOOKSCOPE_REPLAY_PAGE", 100, minimum=1),
+        "HOOKSCOPE_WATCHES_PER_SOCKET": _int(env, "HOOKSCOPE_WATCHES_PER_SOCKET", 10, minimum=1),
+        "HOOKSCOPE_WATCH_RATE": _rate(env, "HOOKSCOPE_WATCH_RATE", "20/minute"),
+        "HOOKSCOPE_LIVE_QUEUE_BYTES": _int(env, "HOOKSCOPE_LIVE_QUEUE_BYTES", MIB, minimum=4096),
+        "HOOKSCOPE_LIVE_QUEUE_PACKETS": _int(env, "HOOKSCOPE_LIVE_QUEUE_PACKETS", 2000, 10),
         # Full-text search on PostgreSQL (app/search/postgres.py): the requests one call always
         # searches through the GIN index, and how long it may go on past them.
         "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(

@@ -131,6 +131,15 @@ RELIANCES: tuple[Reliance, ...] = (
         "each live event would be framed once per watcher (slower fan-out)",
         True,
     ),
+    *(
+        Reliance(
+            ENGINEIO,
+            part,
+            "a client that never reads would make the server hold what is sent to it, unbounded",
+            False,
+        )
+        for part in ("engineio:Server.send_packet", "engineio.socket:Socket.poll")
+    ),
     Reliance(
         SOCKETIO,
         "socketio:RedisManager._publish",

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, Select, delete, func, select, update
 
 from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from app.domain.models import Bin, CapturedRequest, Payload, SummaryDict
+from app.domain.models import (
+    SUMMARY_TEXT_MAX,
+    Bin,
+    CapturedRequest,
+    Payload,
+    SummaryDict,
+    isoformat,
+    summary,
+)
 from app.extensions import db
 from app.store.bulk import Deletion
 from app.store.engine import begin_write
@@ -39,7 +47,7 @@ def page(
 ) -> Page:
     """List summaries newest first, keyset-paginated by sequence number, optionally filtered."""
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
-    query = select(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
+    query = _summaries().where(CapturedRequest.bin_id == bin_id)
     if before is not None:
         query = query.where(CapturedRequest.seq < before)
     if method:
@@ -48,21 +56,64 @@ def page(
         query = query.where(CapturedRequest.received_at >= since)
     if until is not None:
         query = query.where(CapturedRequest.received_at < until)
-    rows = db.session.scalars(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
+    rows = db.session.execute(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([r.to_summary() for r in rows], rows[-1].seq if more else None)
+    return Page([_summary(r) for r in rows], rows[-1].seq if more else None)
 
 
-def since(bin_id: str, after: int, limit: int) -> list[SummaryDict]:
-    """Return up to ``limit`` of the newest summaries with ``seq > after``, oldest first."""
-    rows = db.session.scalars(
-        select(CapturedRequest)
+def _summaries() -> Select:
+    """The summary's columns, the path and query string read no longer than a summary shows
+    them (one character more tells that they were cut): a page of 64 KiB paths stays small."""
+    c = CapturedRequest
+    return select(
+        c.bin_id,
+        c.seq,
+        c.method,
+        func.substr(c.path, 1, SUMMARY_TEXT_MAX + 1).label("path"),
+        func.substr(c.query_string, 1, SUMMARY_TEXT_MAX + 1).label("query_string"),
+        c.content_type,
+        c.body_size,
+        c.remote_addr,
+        c.received_at,
+        c.status,
+        c.rejected,
+        c.pinned,
+    )
+
+
+def _summary(row: Row) -> SummaryDict:
+    return summary(*row[:8], isoformat(row.received_at), *row[9:])
+
+
+def replay_start(bin_id: str, after: int, limit: int) -> tuple[int, bool]:
+    """Where a catch-up after ``after`` starts, and whether older misses are left out: only the
+    newest ``limit`` requests with ``seq > after`` are replayed. Reads seqs only (the index)."""
+    seqs = db.session.scalars(
+        select(CapturedRequest.seq)
         .where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq > after)
         .order_by(CapturedRequest.seq.desc())
-        .limit(limit)
+        .limit(limit + 1)
     ).all()
-    return [r.to_summary() for r in reversed(rows)]
+    if len(seqs) <= limit:
+        return after, False
+    return seqs[limit], True
+
+
+def replay_page(bin_id: str, after: int, until: int, limit: int) -> tuple[list[SummaryDict], bool]:
+    """Up to ``limit`` summaries with ``after < seq <= until``, oldest first; and whether more
+    are left."""
+    rows = db.session.execute(
+        _summaries()
+        .where(
+            CapturedRequest.bin_id == bin_id,
+            CapturedRequest.seq > after,
+            CapturedRequest.seq <= until,
+        )
+        .order_by(CapturedRequest.seq)
+        .limit(limit + 1)
+    ).all()
+    return [_summary(r) for r in rows[:limit]], len(rows) > limit
 
 
 def find(bin_id: str, seq: int) -> CapturedRequest | None:
