@@ -6,10 +6,11 @@
 # the official image has it in /usr/local/bin, a Debian-built stand-in in /usr/bin.
 FROM docker.io/library/python:3.11-slim-bookworm AS requirements
 
-# The dependency list alone, so that the layer installing it is rebuilt only when it changes,
-# not at every edit of pyproject.toml.
+# The dependency list alone (with the postgres and redis extras, for the compose file's scale-out
+# profile), so that the layer installing it is rebuilt only when it changes, not at every edit
+# of pyproject.toml.
 COPY pyproject.toml /
-RUN python3 -c 'import tomllib; print(*tomllib.load(open("/pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /requirements.txt
+RUN python3 -c 'import tomllib; p = tomllib.load(open("/pyproject.toml", "rb"))["project"]; print(*p["dependencies"], *p["optional-dependencies"]["postgres"], *p["optional-dependencies"]["redis"], sep="\n")' > /requirements.txt
 
 FROM docker.io/library/python:3.11-slim-bookworm
 
@@ -31,14 +32,17 @@ WORKDIR /app
 
 # The dependencies in a layer of their own: a change to the code rebuilds only the small layers
 # below.
+# Within constraints.txt: the versions the tests ran with.
 COPY --from=requirements /requirements.txt /tmp/
-RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY constraints.txt /tmp/
+RUN pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt /tmp/constraints.txt
 
-# Editable on purpose: Flask then finds templates/, static/ and the instance folder beside app/
-# (/app/instance). Installed into site-packages, the package would look for its instance folder
-# in /opt/venv/var/app-instance (Flask's rule for installed packages).
-COPY . .
-RUN pip install --no-deps -e . \
+# Installed as a package (pages, styles, scripts and migrations inside it); the source is not
+# kept. The database and the secret key go to HOOKSCOPE_INSTANCE_PATH.
+COPY . /tmp/src
+RUN pip install --no-deps /tmp/src \
+    && rm -rf /tmp/src \
     && mkdir -p instance \
     && chown hookscope:hookscope instance \
     && chmod 700 instance
@@ -48,6 +52,7 @@ VOLUME ["/app/instance"]
 
 USER hookscope:hookscope
 ENV HOOKSCOPE_HOST=0.0.0.0 \
+    HOOKSCOPE_INSTANCE_PATH=/app/instance \
     PORT=8000
 EXPOSE 8000
 

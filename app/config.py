@@ -19,12 +19,14 @@ from typing import Any
 
 import limits
 
+from app.outbound import guard
+
 MIB = 1024 * 1024
 DAY = 24 * 3600
 FIXED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FIXED_BIN_KEYS = ("id", "read_key", "name", "description")
-# One PostgreSQL search call (app/search/postgres.py), sized on a million-request bin so that the
-# worst query found stays near 100-150 ms (bench/README.md).
+# One PostgreSQL search call (app/store/search/postgres.py), sized on a million-request bin so
+# that the worst query found stays near 100-150 ms (bench/README.md).
 SEARCH_CHUNK_REQUESTS = 50_000
 SEARCH_BUDGET_MS = 150
 # Body bytes in flight per process by default (HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT, _in_flight).
@@ -45,6 +47,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default, low)
+    if value > high:
+        raise ConfigError(f"{name}={value} must be at most {high}")
     return value
 
 
@@ -117,11 +126,62 @@ def _in_flight(env: Mapping[str, str]) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` captures at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: int
+    text: str  # as configured, for messages
+
+
+_BURST = re.compile(r"^(?P<rate>.+?)\s+burst\s+(?P<burst>[0-9_]+)$", re.IGNORECASE)
+
+
+def parse_capture_rate(text: str) -> Rate:
+    """Read ``600/minute`` or ``600/minute burst 3000`` (without a burst: the rate's own count).
+
+    Raises ValueError for anything else.
+    """
+    text = " ".join(text.split())
+    match = _BURST.match(text)
+    rate, burst = (match["rate"], int(match["burst"].replace("_", ""))) if match else (text, None)
+    items = limits.parse_many(rate)
+    if len(items) != 1:
+        raise ValueError("one rate only")
+    item = items[0]
+    burst = item.amount if burst is None else burst
+    if item.amount < 1 or burst < 1:
+        raise ValueError("a rate and a burst of at least 1")
+    return Rate(item.amount / item.get_expiry(), burst, text)
+
+
+def _capture_rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a capture limit like ``1200/minute burst 6000`` (``off``: returned as "")."""
+    raw = env.get(name, "").strip() or default
+    if raw.lower() == "off":
+        return ""
+    try:
+        return parse_capture_rate(raw).text
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} must be like 1200/minute, or 1200/minute burst 6000, or off"
+        ) from None
+
+
 def _public_url(env: Mapping[str, str]) -> str:
     raw = env.get("HOOKSCOPE_PUBLIC_URL", "").strip().rstrip("/")
     if raw and not raw.startswith(("http://", "https://")):
         raise ConfigError(f"HOOKSCOPE_PUBLIC_URL={raw!r} must start with http:// or https://")
     return raw
+
+
+def _allow_list(env: Mapping[str, str]) -> guard.AllowList:
+    raw = env.get(guard.ALLOW_SETTING, "")
+    try:
+        return guard.parse_allow_list(raw)
+    except ValueError as err:
+        raise ConfigError(f"{guard.ALLOW_SETTING}={raw!r}: {err}") from None
 
 
 def _need_extra(module: str, extra: str, variable: str) -> None:
@@ -219,8 +279,8 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_WATCH_RATE": _rate(env, "HOOKSCOPE_WATCH_RATE", "20/minute"),
         "HOOKSCOPE_LIVE_QUEUE_BYTES": _int(env, "HOOKSCOPE_LIVE_QUEUE_BYTES", MIB, minimum=4096),
         "HOOKSCOPE_LIVE_QUEUE_PACKETS": _int(env, "HOOKSCOPE_LIVE_QUEUE_PACKETS", 2000, 10),
-        # Full-text search on PostgreSQL (app/search/postgres.py): the requests one call always
-        # searches through the GIN index, and how long it may go on past them.
+        # Full-text search on PostgreSQL (app/store/search/postgres.py): the requests one call
+        # always searches through the GIN index, and how long it may go on past them.
         "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(
             env, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS", SEARCH_CHUNK_REQUESTS, minimum=1
         ),
@@ -234,18 +294,44 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_FIXED_BINS": _fixed_bins(env),
         # Floods: captures per sender address and per bin, bin creation per address.
         "RATELIMIT_ENABLED": _bool(env, "HOOKSCOPE_RATE_LIMITS", True),
-        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _rate(
-            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "600/minute"
+        # Token buckets (app/ingest/buckets.py): a burst taken whole, then the rate. Sized so
+        # that two providers' bursts of 2,000 at once pass even through a tunnel, where every
+        # sender is 127.0.0.1, while a flood is held to 20 a second (README, "Flood limits").
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS", "1200/minute burst 6000"
         ),
-        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _rate(env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute"),
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": _capture_rate(
+            env, "HOOKSCOPE_RATE_LIMIT_PER_BIN", "1200/minute burst 3000"
+        ),
         "HOOKSCOPE_RATE_LIMIT_CREATE": _rate(env, "HOOKSCOPE_RATE_LIMIT_CREATE", "60/hour"),
         "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS": _rate(
             env, "HOOKSCOPE_RATE_LIMIT_CSP_REPORTS", "60/minute"
         ),
+        "HOOKSCOPE_RATE_LIMIT_REPLAY": _rate(env, "HOOKSCOPE_RATE_LIMIT_REPLAY", "600/minute"),
+        # Replay and auto-forward (app/outbound/): where they may send, and their bounds.
+        "HOOKSCOPE_OUTBOUND_ALLOW": _allow_list(env),
+        "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5, 1
+        ),
+        "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": _int(
+            env, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS", 30, 1
+        ),
+        "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES": _int(
+            env, "HOOKSCOPE_OUTBOUND_MAX_RESPONSE_BYTES", MIB, 0
+        ),
+        "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS": _int(env, "HOOKSCOPE_OUTBOUND_MAX_REDIRECTS", 0),
+        # Outbound calls in flight per process, and per bin within a process.
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY": _int(env, "HOOKSCOPE_OUTBOUND_CONCURRENCY", 16, 1),
+        "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN": _int(
+            env, "HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN", 4, 1
+        ),
+        # Auto-forward: tries per capture and target, and the first retry's delay (it doubles).
+        "HOOKSCOPE_FORWARD_MAX_ATTEMPTS": _bounded(env, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS", 8, 1, 20),
+        "HOOKSCOPE_FORWARD_RETRY_SECONDS": _int(env, "HOOKSCOPE_FORWARD_RETRY_SECONDS", 5, 1),
         # Counted in this process, or in Redis when several processes share the work.
         "RATELIMIT_STORAGE_URI": _redis_url(env) or "memory://",
         # Off: the limiter would stamp its Retry-After on every response, a 503's included;
-        # app/ratelimits.py sets Retry-After on its own 429s.
+        # app/web/limits.py and app/ingest/limits.py set Retry-After on their own 429s.
         "RATELIMIT_HEADERS_ENABLED": False,
         # The browser holds its bins' read keys in the signed session cookie.
         "SESSION_COOKIE_HTTPONLY": True,

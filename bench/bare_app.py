@@ -1,7 +1,7 @@
 """The bare reference: a WSGI app that reads the body and answers 200 "ok", nothing else.
 
 This module is both the app and its gunicorn settings. It is served as Hookscope is (one worker,
-gevent's pywsgi, the bind and keep-alive of app/serving.py) but by gunicorn's own
+gevent's pywsgi, the bind and keep-alive of app/runtime/serving.py) but by gunicorn's own
 ``GeventPyWSGIWorker`` and without an access log: what the HTTP layer alone costs on this machine.
 The benchmarks measure it in the same run as the app (bench/README.md), from ``bench/``:
 

@@ -29,7 +29,7 @@ TARGET_MS = {"list, first page": 50, "list at depth": 50, "search": 300}
 # Full-text searches, by kind: (label, q). The rare word is a different request's number each
 # time (every template carries the seq); the others repeat. The last is the hard case for
 # PostgreSQL's GIN (no positions in the index): two common words that never stand together. On
-# PostgreSQL a search call may stop early (searched_down_to; app/search/postgres.py): each row
+# PostgreSQL a search call may stop early (searched_down_to; app/store/search/postgres.py): each row
 # times one call, the first answer, and says how many of its answers stopped early.
 SEARCHES = [
     ("common word", "lorem"),

@@ -201,7 +201,7 @@ class BareServer:
             try:
                 if requests.get(self.url, timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or slow to answer on a busy machine
                 pass
             time.sleep(0.05)
         self.stop()

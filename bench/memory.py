@@ -171,7 +171,7 @@ def many_small(launch: Callable, captures: int, max_seconds: float) -> dict:
 
 
 # Where a large body's memory goes, step by step, in a fresh interpreter: the body as read by
-# werkzeug (as app/capture.py read_body does) and SQLite's insert of it as a BLOB.
+# werkzeug (as app/ingest/gate.py read_body does) and SQLite's insert of it as a BLOB.
 _ATTRIBUTE = r"""
 import io, json, sqlite3, sys, tempfile
 from werkzeug.wsgi import LimitedStream

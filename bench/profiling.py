@@ -67,17 +67,17 @@ def _short(frame: str) -> str:
 
 # Parts of the capture path a reader can act on: share of samples with such a frame on the stack.
 COMPONENTS = [
-    ("capture gate (CaptureGate.__call__), total", "__call__ (app/capture.py"),
-    ("  bin lookup (cached)", "_exists (app/capture.py"),
-    ("  read_body", "read_body (app/capture.py"),
-    ("  snapshot.take", "take (app/snapshot.py"),
-    ("  Recorder.record (queue + wait)", "record (app/recording.py"),
-    ("  live.publish_capture (Socket.IO emit)", "publish_capture (app/live.py"),
+    ("capture gate (CaptureGate.__call__), total", "__call__ (app/ingest/gate.py"),
+    ("  bin lookup (cached)", "_exists (app/ingest/gate.py"),
+    ("  read_body", "read_body (app/ingest/gate.py"),
+    ("  snapshot.take", "take (app/ingest/snapshot.py"),
+    ("  Recorder.record (queue + wait)", "record (app/store/recorder.py"),
+    ("  live.publish_capture (Socket.IO emit)", "publish_capture (app/live/"),
     ("  capture log line", "info (app/logs.py"),
-    ("group-commit writer: Store.write", "write (app/recording.py"),
-    ("  pool checkout (pre-ping)", "checkout (app/recording.py"),
+    ("group-commit writer: Store.write", "write (app/store/recorder.py"),
+    ("  pool checkout (pre-ping)", "checkout (app/store/recorder.py"),
     ("pywsgi: read request line + headers", "read_request (gevent/pywsgi.py"),
-    ("pywsgi: environ", "get_environ (app/server.py"),
+    ("pywsgi: environ", "get_environ (app/ingest/server.py"),
     ("pywsgi: response write", "write (gevent/pywsgi.py"),
     ("gunicorn access log", "Logger.access (gunicorn/glogging.py"),
 ]

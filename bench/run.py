@@ -1,10 +1,10 @@
 """Hookscope benchmarks: ingest throughput and live latency under gunicorn, per worker class.
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
-        [--only ingest,live,live1,profile,big,memory,scaleout,index]
+        [--only ingest,live,live1,profile,big,memory,scaleout,index,forward]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
-app/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
+app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
 itself. ingest and live1 are also measured against a bare WSGI app (bench/bare_app.py) in the
 same runs, as a reference. Prints a table of medians over the runs and writes everything to
 bench/results/<name>-<timestamp>.json. big, memory and scaleout use the first of --workers.
@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 import big_bins
+import forward
 import index_cost
 import ingest
 import live_latency
@@ -45,7 +46,7 @@ WORKER_ENV = {
     "gevent": {},
 }
 PER_WORKER_CLASS = {"ingest", "live", "live1", "profile"}
-SEPARATE = {"big", "memory", "scaleout", "index"}
+SEPARATE = {"big", "memory", "scaleout", "index", "forward"}
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
 WITH_BARE = {"ingest", "live1"}
@@ -63,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="ingest,live,live1",
-        help="ingest,live,live1,profile,big,memory,scaleout,index (comma separated)",
+        help="ingest,live,live1,profile,big,memory,scaleout,index,forward (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -95,7 +96,7 @@ def parse_args() -> argparse.Namespace:
         "--access-log",
         choices=("on", "off"),
         default="on",
-        help="on = production (app/serving.py logs every request); off = /dev/null",
+        help="on = production (app/runtime/serving.py logs every request); off = /dev/null",
     )
     ap.add_argument(
         "--code",
@@ -186,7 +187,7 @@ def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | 
         "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
     }
     if access_log == "off":
-        # GUNICORN_CMD_ARGS overrides the config file (app/serving.py sets accesslog="-").
+        # GUNICORN_CMD_ARGS overrides the config file (app/runtime/serving.py sets accesslog="-").
         env["GUNICORN_CMD_ARGS"] = "--access-logfile /dev/null"
     return HARNESS.Gunicorn(workdir, env={**env, **(extra or {})})
 
@@ -547,7 +548,7 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
-    for name in ("big", "memory", "scaleout", "index"):
+    for name in ("big", "memory", "scaleout", "index", "forward"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -555,6 +556,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
         try:
             if name == "big":
                 out[name] = big_bins.run(launch, harness, args.big_rows, args.big_db)
+            elif name == "forward":
+                out[name] = forward.run(launch, harness, args.runs, args.seconds)
             elif name == "index":
                 out[name] = index_cost.run(harness, args.index_captures, args.runs, args.big_db)
             elif name == "memory":

@@ -110,12 +110,12 @@ class ReadKeys(AuthBase):
         return r
 
 
-# What each worker logs once it is about to serve (app/serving.py, post_worker_init).
+# What each worker logs once it is about to serve (app/runtime/serving.py, post_worker_init).
 SERVING = "] serving"
 
 
 class Gunicorn:
-    """One gunicorn master with its production settings (app/serving.py)."""
+    """One gunicorn master with its production settings (app/runtime/serving.py)."""
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, port: int | None = None):
         self.workdir = workdir

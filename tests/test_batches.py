@@ -15,7 +15,7 @@ from app.domain.capture import Snapshot
 from app.extensions import db
 from app.store import batch as batches
 from app.store.postgres import PIPELINE_BATCH_BYTES
-from app.store.writer import writer_for
+from app.store.recorder import writer_for
 
 BIG = PIPELINE_BATCH_BYTES // 2 + 1  # three of these make a batch sent statement by statement
 

@@ -27,7 +27,7 @@ from app.domain.capture import Snapshot
 from app.domain.models import Bin
 from app.extensions import db
 from app.store.batch import Pending, headers_json
-from app.store.writer import writer_for
+from app.store.recorder import writer_for
 
 REQUESTS = 20_000
 # Captures answered while the big bin was part-way through its deletion, at the least. Deleting

@@ -51,6 +51,10 @@ def test_database_url(tmp_path, url, expected):
         ({"HOOKSCOPE_PUBLIC_URL": "hooks.example.com"}, "HOOKSCOPE_PUBLIC_URL"),
         ({"HOOKSCOPE_SEARCH_CHUNK_REQUESTS": "0"}, "HOOKSCOPE_SEARCH_CHUNK_REQUESTS"),
         ({"HOOKSCOPE_SEARCH_BUDGET_MS": "-5"}, "HOOKSCOPE_SEARCH_BUDGET_MS"),
+        ({"HOOKSCOPE_OUTBOUND_ALLOW": "127.0.0.1/8"}, "HOOKSCOPE_OUTBOUND_ALLOW.*127.0.0.0/8"),
+        ({"HOOKSCOPE_OUTBOUND_ALLOW": "0x7f.1"}, "HOOKSCOPE_OUTBOUND_ALLOW"),
+        ({"HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS": "0"}, "HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"),
+        ({"HOOKSCOPE_FORWARD_MAX_ATTEMPTS": "50"}, "HOOKSCOPE_FORWARD_MAX_ATTEMPTS"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(tmp_path, env, named):

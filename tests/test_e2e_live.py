@@ -205,7 +205,7 @@ def test_the_worker_sends_a_room_one_shared_frame_per_watcher(server, watcher):
     assert watcher.watch(bin_["id"])["ok"] is True
     assert watcher.wait_for({capture(bin_["capture_url"])}) == [1]
     # Logged when the worker publishes its first event: if a library upgrade changed what
-    # app/fanout.py hooks, it would say "engineio's queues" here instead.
+    # app/live/fanout.py hooks, it would say "engineio's queues" here instead.
     assert "fan-out: one shared frame per watcher" in server.log_text()
 
 

@@ -4,7 +4,7 @@ Every case ends by checking that the server still captures: a normal request to 
 sent right after, is answered 200 and stored byte for byte.
 
 What a sender sees and what is stored (gunicorn 27, our pywsgi worker and its limits in
-app/server.py; the limit
+app/ingest/server.py; the limit
 cases use HOOKSCOPE_MAX_BODY_BYTES=65536; "stored" is checked through the detail API and /raw):
 
 | case                             | what the sender saw        | what was stored                  |
@@ -324,7 +324,7 @@ def checks_chunked(info: dict) -> None:
     assert ["Transfer-Encoding", "chunked"] in info["headers"]
 
 
-# The request line is "<method> <target> HTTP/1.1"; app/server.py allows 64 KiB of it.
+# The request line is "<method> <target> HTTP/1.1"; app/ingest/server.py allows 64 KiB of it.
 def line_of(length: int, method: str = "GET") -> str:
     """A sub-path that makes the whole request line ``length`` bytes long (for a 26-char id)."""
     fixed = len(f"{method} /h/{'x' * 26}/ HTTP/1.1")

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from app.runtime import logs
+from app import logs
 
 MESSAGE = "capture bin=%s method=%s path=%s size=%s status=%d ms=%.1f"
 ARGS = ("b1", "POST", "/h/b1/x?y=1", "1024", 200, 1.25)

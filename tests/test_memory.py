@@ -1,4 +1,4 @@
-"""The worker's memory around big bodies, under real gunicorn (app/serving.py).
+"""The worker's memory around big bodies, under real gunicorn (app/runtime/serving.py).
 
 A 25 MiB body is held while it is read and stored, and must be given back afterwards: a worker
 that keeps each big capture's memory grows to its highest and stays there.

@@ -1,4 +1,4 @@
-"""PostgreSQL connections for gevent workers (app/pgwait.py): they still wait cooperatively."""
+"""PostgreSQL connections for gevent workers (app/store/pgwait.py): they wait cooperatively."""
 
 from __future__ import annotations
 

@@ -1,11 +1,17 @@
-"""Floods: per-address and per-bin capture limits and a bin-creation limit answer 429."""
+"""Floods: per-address and per-bin capture limits and a bin-creation limit answer 429.
+
+The capture limits are token buckets: a provider's burst is taken whole, a flood is held to the
+rate after it; with Redis every process takes from the same buckets."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import pytest
 import requests
 from flask_migrate import upgrade
-from harness import Gunicorn, csrf_token
+from harness import Gunicorn, csrf_token, database_url_for, drop_postgres_database
 
 from app import config, create_app
 
@@ -70,7 +76,7 @@ def test_bin_creation_is_limited_per_address(limited):
 def test_limits_can_be_turned_off_and_bad_values_fail_at_start(tmp_path):
     settings = config.from_environment(str(tmp_path), {"HOOKSCOPE_RATE_LIMIT_PER_BIN": "off"})
     assert settings["HOOKSCOPE_RATE_LIMIT_PER_BIN"] == ""
-    assert settings["HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"] == "600/minute"
+    assert settings["HOOKSCOPE_RATE_LIMIT_PER_ADDRESS"] == "1200/minute burst 6000"
     with pytest.raises(config.ConfigError, match="HOOKSCOPE_RATE_LIMIT_CREATE"):
         config.from_environment(str(tmp_path), {"HOOKSCOPE_RATE_LIMIT_CREATE": "lots"})
 
@@ -86,3 +92,135 @@ def test_limits_hold_under_gunicorn(tmp_path):
     # The master's app (migrations only) starts no limiter storage: its expiry Timer thread,
     # forked into each worker, died there with a KeyError traceback at every boot.
     assert "Traceback" not in server.log_text()
+
+
+def send_all(url: str, count: int, threads: int = 8) -> list[int]:
+    """Send ``count`` captures over ``threads`` keep-alive connections as fast as they go."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(share: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                session.post(url, data=b'{"id": 1}', timeout=30).status_code for _ in range(share)
+            ]
+
+    shares = [count // threads + (i < count % threads) for i in range(threads)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return [status for statuses in pool.map(send, shares) for status in statuses]
+
+
+def usage_of(server: Gunicorn, bin_: dict) -> dict:
+    url = f"{server.url}/api/v1/bins/{bin_['id']}/usage"
+    return requests.get(url, auth=server.auth, timeout=10).json()
+
+
+def wait_for_usage(server: Gunicorn, bin_: dict, done, timeout: float = 30) -> dict:
+    """Read the bin's usage until ``done(usage)``: each process adds its counts every 2 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        usage = usage_of(server, bin_)
+        if done(usage) or time.monotonic() > deadline:
+            return usage
+        time.sleep(0.2)
+
+
+def test_a_providers_burst_of_2000_from_one_address_is_taken_whole_by_default(tmp_path):
+    """Through a tunnel every delivery comes from 127.0.0.1: the defaults must take the burst."""
+    with Gunicorn(tmp_path, env={"HOOKSCOPE_RATE_LIMITS": "true"}) as server:
+        bin_ = server.create_bin()
+        statuses = send_all(bin_["capture_url"] + "/orders/create", 2000)
+        assert statuses.count(200) == 2000, {s: statuses.count(s) for s in set(statuses)}
+        described = requests.get(
+            f"{server.url}/api/v1/bins/{bin_['id']}", auth=server.auth, timeout=10
+        ).json()
+        assert described["last_seq"] == 2000
+        usage = wait_for_usage(server, bin_, lambda u: u["captured"]["last_hour"] == 2000)
+    assert usage["captured"]["last_hour"] == 2000
+    assert usage["refused"] == {"last_hour": 0, "last_day": 0, "by_reason": {}}
+
+
+def test_a_sustained_flood_gets_its_burst_then_only_the_rate(tmp_path):
+    env = {
+        "HOOKSCOPE_RATE_LIMITS": "true",
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": "600/minute burst 20",  # 10 a second after 20 at once
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": "off",
+    }
+    with Gunicorn(tmp_path, env=env) as server:
+        bin_ = server.create_bin()
+        url = bin_["capture_url"]
+        statuses: list[int] = []
+        refusals: list[requests.Response] = []
+        started = time.monotonic()
+        # Flood for at least two seconds (what is asserted is counts, bounded by the time taken).
+        while time.monotonic() - started < 2 or len(statuses) < 100:
+            with requests.Session() as session:
+                for _ in range(20):
+                    answer = session.post(url, data=b"x", timeout=30)
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 429:
+                        refusals.append(answer)
+        elapsed = time.monotonic() - started
+    accepted = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert statuses[:20] == [200] * 20  # the burst, taken whole
+    # Then the rate: never more than it refilled while the flood went on; but it did refill.
+    assert 20 < accepted <= 20 + 10 * elapsed + 1, (accepted, elapsed)
+    assert statuses.count(429) >= len(statuses) - accepted
+    refused = refusals[-1]
+    assert "HOOKSCOPE_RATE_LIMIT_PER_BIN" in refused.text and "nothing was stored" in refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+REDIS = os.environ.get("HOOKSCOPE_TEST_REDIS_URL")
+
+
+@pytest.fixture
+def two_processes(tmp_path):
+    """Two gunicorn masters on one database and one Redis, limits on."""
+    if not REDIS:
+        if os.environ.get("HOOKSCOPE_REQUIRE_SCALEOUT") == "1":
+            pytest.fail("HOOKSCOPE_TEST_REDIS_URL is needed (HOOKSCOPE_REQUIRE_SCALEOUT=1)")
+        pytest.skip("needs HOOKSCOPE_TEST_REDIS_URL")
+    database = database_url_for(tmp_path)
+    env = {
+        "DATABASE_URL": database,
+        "REDIS_URL": REDIS,
+        "HOOKSCOPE_RATE_LIMITS": "true",
+        "HOOKSCOPE_RATE_LIMIT_PER_BIN": "1/hour burst 30",
+        "HOOKSCOPE_RATE_LIMIT_PER_ADDRESS": "off",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Gunicorn(tmp_path / "a", env=env)
+    b = Gunicorn(tmp_path / "b", env=env)
+    try:
+        a.start()  # one after the other: the first creates the schema
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+        if database.startswith("postgresql"):
+            drop_postgres_database(database)
+
+
+def test_redis_makes_every_process_count_against_the_same_limits(two_processes):
+    a, b = two_processes
+    bin_ = a.create_bin()
+    b.auth.keys.update(a.auth.keys)
+    by_server = {a.url: [], b.url: []}
+    for i in range(60):
+        server = (a, b)[i % 2]
+        answer = requests.post(f"{server.url}/h/{bin_['id']}", data=b"x", timeout=10)
+        by_server[server.url].append(answer.status_code)
+    statuses = by_server[a.url] + by_server[b.url]
+    # One bucket of 30 for the bin, wherever its captures land; each process alone would take 30.
+    assert statuses.count(200) == 30
+    assert statuses.count(429) == 30
+    assert 200 in by_server[a.url] and 200 in by_server[b.url]
+    # Both processes' counts reach the bin's usage, whichever one is asked.
+    usage = wait_for_usage(
+        b, bin_, lambda u: u["refused"]["last_hour"] == 30 and u["captured"]["last_hour"] == 30
+    )
+    assert usage["refused"]["by_reason"]["rate_limit_bin"]["last_hour"] == 30
+    assert usage["captured"]["last_hour"] == 30

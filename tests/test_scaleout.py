@@ -120,8 +120,9 @@ def test_concurrent_captures_into_many_bins_across_processes_all_land(cluster):
 
 
 def test_a_burst_published_in_batches_reaches_the_other_host_whole(cluster):
-    """Under a burst, live events queue up and go to Redis several to a message (app/fanout.py);
-    the other host unpacks each batch and its watcher gets every capture once."""
+    """Under a burst, live events queue up and go to Redis several to a message
+    (app/live/fanout.py); the other host unpacks each batch and its watcher gets every capture
+    once."""
     import json
     import threading
     from concurrent.futures import ThreadPoolExecutor

@@ -172,7 +172,7 @@ def test_search_pages_newest_first_with_the_list_cursor(client, new_bin):
 @pytest.mark.parametrize("window", [1, 3, 5000])
 def test_postgres_two_steps_give_the_same_pages(client, new_bin, monkeypatch, window):
     # PostgreSQL tests the newest `window` requests one by one, then asks the GIN index for the
-    # rest (app/search.py); where the window ends must not change what a page holds.
+    # rest (app/store/search/); where the window ends must not change what a page holds.
     monkeypatch.setattr(search.postgres, "RECENT_WINDOW", window)
     bin_id = new_bin["id"]
     for i in range(10):
@@ -974,3 +974,19 @@ def test_a_search_that_indexes_a_long_queue_leaves_the_server_serving(fresh_serv
         f"only {during} other requests were answered while {queued:,} queued requests were"
         " indexed: the server stopped serving while the search indexed"
     )
+
+
+def test_the_streamed_index_sql_says_what_migration_0003_says():
+    """app/store/indexing.py repeats a few of the view's terms rather than import a migration."""
+    import importlib
+
+    from app.store import indexing
+
+    fts = importlib.import_module("app.migrations.versions.0003_full_text_search")
+    assert (indexing.BODY_LIMIT, indexing.FORM, indexing.ESCAPES) == (
+        fts.BODY_LIMIT,
+        fts.FORM,
+        fts.ESCAPES,
+    )
+    assert f"substr(p.body, 1, {indexing.BODY_LIMIT})" in fts.SQLITE_VIEW
+    assert indexing.unescaped("x") == fts.unescaped("x")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from app.domain import keys
+from app.domain import forwarding, keys
 from app.domain.expiry import expiry
 
 # Sequence numbers are 64-bit integers in every database; larger ones cannot name a request.
@@ -21,8 +21,21 @@ NAME_MAX, DESCRIPTION_MAX = 200, 2000
 INGEST_FIELDS = {"basic": ("username", "password"), "bearer": ("token",)}
 # What a user may change (PATCH /api/v1/bins/<id>), and which of those the capture path reads:
 # changing one of those raises the bin's settings_version (app/domain/settings.py).
-CHANGEABLE = ("name", "description", "max_requests", "expires_after", "ingest_auth")
-CAPTURE_COLUMNS = {"max_requests", "expires_after", "ingest_auth", "ingest_secret_hash"}
+CHANGEABLE = (
+    "name",
+    "description",
+    "max_requests",
+    "expires_after",
+    "ingest_auth",
+    "forward_to",
+)
+CAPTURE_COLUMNS = {
+    "max_requests",
+    "expires_after",
+    "ingest_auth",
+    "ingest_secret_hash",
+    "forward_to",
+}
 
 
 class Invalid(ValueError):
@@ -146,6 +159,11 @@ def validated(
         values["expires_at"] = expiry(values["expires_after"], now)  # type: ignore[arg-type]
     if "ingest_auth" in changes:
         values["ingest_auth"], values["ingest_secret_hash"] = _ingest(changes["ingest_auth"])
+    if "forward_to" in changes:
+        try:
+            values["forward_to"] = forwarding.stored_targets(changes["forward_to"])
+        except forwarding.BadTargets as err:
+            raise Invalid("bad_forward_to", str(err)) from None
     return values
 
 

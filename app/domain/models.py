@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -57,6 +61,7 @@ class BinDict(TypedDict):
     expires_after: int | None
     ingest_auth: str | None
     fixed: bool
+    forward_to: list[str]
 
 
 class SummaryDict(TypedDict):
@@ -150,6 +155,8 @@ class Bin(db.Model):
     fixed: Mapped[bool] = mapped_column(default=False)
     # Raised by every change to what the capture path reads (app/domain/settings.py).
     settings_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Auto-forward targets, a JSON list of URLs (NULL: none); see app/domain/forwarding.py.
+    forward_to: Mapped[str | None] = mapped_column(Text)
 
     def to_dict(self) -> BinDict:
         return {
@@ -164,6 +171,7 @@ class Bin(db.Model):
             "expires_after": self.expires_after,
             "ingest_auth": self.ingest_auth,
             "fixed": self.fixed,
+            "forward_to": json.loads(self.forward_to) if self.forward_to else [],
         }
 
 
@@ -230,3 +238,109 @@ class Payload(db.Model):
             "headers": self.headers,
             "body_sha256": hashlib.sha256(self.body).hexdigest(),
         }
+
+
+class Attempt(db.Model):
+    """One time Hookscope sent a captured request somewhere: a replay, or an auto-forward try.
+
+    A forward starts ``pending`` (stored with its capture, due at once); each try ends ``done``
+    with its outcome, and a failure that is retried adds the next try as a new pending row.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        Index("ix_attempts_request", "request_id", "id"),
+        Index("ix_attempts_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    bin_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # "replay" or "forward"
+    target: Mapped[str] = mapped_column(Text)  # the URL (a forward's: the bin's target)
+    method: Mapped[str] = mapped_column(Text)
+    try_number: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(16))  # "pending" or "done"
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A process that took a pending row owns it until then (app/outbound/forwarder.py).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    url: Mapped[str | None] = mapped_column(Text)  # where it went (the last redirect's URL)
+    address: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    response_headers: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the next try is due then
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    resigned: Mapped[str | None] = mapped_column(String(32))  # the scheme, never the secret
+
+    def to_dict(self) -> dict[str, Any]:
+        """The attempt as the API, the page and a replay's answer show it."""
+        response = None
+        if self.status is not None:
+            response = {
+                "status": self.status,
+                "reason": self.reason,
+                "headers": self.response_headers or [],
+                "body": body_value(self.response_body or b"", self.response_truncated),
+            }
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "target": self.target,
+            "method": self.method,
+            "try": self.try_number,
+            "state": self.state,
+            "due_at": _iso(self.due_at) if self.state == "pending" else None,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "url": self.url,
+            "address": self.address,
+            "response": response,
+            "error": self.error,
+            "message": self.message,
+            "timings": self.timings,
+            "retry_at": _iso(self.retry_at),
+            "edited": self.edited,
+            "resigned": self.resigned,
+        }
+
+
+def body_value(body: bytes, truncated: bool = False) -> dict[str, Any]:
+    """A body for JSON: as text when it is UTF-8 without NUL bytes, else as base64."""
+    shown: dict[str, Any] = {"size": len(body), "truncated": truncated}
+    try:
+        if b"\x00" in body:
+            raise UnicodeDecodeError("utf-8", body, 0, 1, "NUL")
+        shown["text"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        shown["base64"] = base64.b64encode(body).decode("ascii")
+    return shown
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return isoformat(moment) if moment is not None else None
+
+
+class BinUsage(db.Model):
+    """What a bin took and refused, per period of ``usage.PERIOD_SECONDS`` (app/store/usage.py).
+
+    ``reason`` is "captured" for what was stored, else why the capture was refused
+    (app/domain/refusals.py); ``bytes`` counts stored bodies.
+    """
+
+    __tablename__ = "bin_usage"
+    __table_args__ = (Index("ix_bin_usage_period", "period"),)
+
+    bin_id: Mapped[str] = mapped_column(ForeignKey("bins.id", ondelete="CASCADE"), primary_key=True)
+    # Unix time (seconds, UTC) at the start of the period.
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
-from app.domain import keys
+from app.domain import forwarding, keys
 
 # The longest a cached entry is used without reading it again (see the module docstring).
 REFRESH_SECONDS = 2.0
@@ -46,6 +46,13 @@ class BinSettings:
     expires_after: int | None
     ingest_auth: str | None
     ingest_secret_hash: str | None
+    # Auto-forward targets as stored (a JSON list); ``targets`` reads them.
+    forward_to: str | None = None
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The URLs each accepted capture is forwarded to."""
+        return forwarding.targets_of(self.forward_to)
 
     def allows(self, authorization: str | None) -> bool:
         """Tell whether a capture passes the bin's ingest protection."""

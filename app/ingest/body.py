@@ -27,11 +27,15 @@ Environ = dict[str, Any]
 
 
 class Refused(Exception):
-    """The capture is answered with ``status`` and ``text`` and nothing is stored."""
+    """The capture is answered with ``status`` and ``text`` and nothing is stored.
 
-    def __init__(self, status: int, text: str, **headers: str) -> None:
+    ``reason`` is what the bin's refusal counts file it under (app/domain/refusals.py).
+    """
+
+    def __init__(self, status: int, text: str, *, reason: str, **headers: str) -> None:
         super().__init__(text)
         self.status, self.text, self.headers = status, text, headers
+        self.reason = reason
 
 
 class BodyTimeout(Exception):
@@ -74,13 +78,18 @@ def read_body(
             408,
             f"the body did not arrive within {config['HOOKSCOPE_BODY_TIMEOUT_SECONDS']} s"
             " (HOOKSCOPE_BODY_TIMEOUT_SECONDS); nothing was stored",
+            reason="body_timeout",
             Connection="close",
         ) from None
     except OSError:
         # The sender closed the connection (or broke the chunked framing) mid-body.
         abandon(environ)
         what = "its last chunk" if declared is None else f"its Content-Length ({declared} bytes)"
-        raise Refused(400, f"the body ended before {what} arrived; nothing was stored") from None
+        raise Refused(
+            400,
+            f"the body ended before {what} arrived; nothing was stored",
+            reason="body_incomplete",
+        ) from None
     return body
 
 
@@ -97,6 +106,7 @@ def busy(environ: Environ, config: Mapping[str, Any], hold: Hold) -> Refused:
         f"this server is holding as many body bytes as it takes at once"
         f" ({mib(hold.budget.cap)}, HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT); nothing was stored,"
         " retry later",
+        reason="bodies_in_flight",
         Connection="close",
         **{"Retry-After": str(config["HOOKSCOPE_RETRY_AFTER_SECONDS"])},
     )
@@ -115,13 +125,13 @@ def _body_timer(environ: Environ, seconds: int) -> Any:
 def too_large(environ: Environ, declared: int | None, limit: int) -> Refused:
     """Say plainly what was refused and which setting changes the limit."""
     size = f"body is {mib(declared)}" if declared is not None else "body is larger than the limit"
-    reason = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
+    text = f"{size}; this server accepts up to {mib(limit)} (HOOKSCOPE_MAX_BODY_BYTES)"
     # Past twice the limit (or with no end declared), stop reading: draining a huge or endless
     # upload would tie the connection up for as long as the sender keeps sending.
     if declared is None or declared > 2 * limit:
         abandon(environ)
-        return Refused(413, reason, Connection="close")
-    return Refused(413, reason)
+        return Refused(413, text, reason="body_too_large", Connection="close")
+    return Refused(413, text, reason="body_too_large")
 
 
 def content_length(environ: Environ) -> int | None:
@@ -133,9 +143,11 @@ def content_length(environ: Environ) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise Refused(400, f"Content-Length {raw[:40]!r} is not a number") from None
+        raise Refused(
+            400, f"Content-Length {raw[:40]!r} is not a number", reason="bad_length"
+        ) from None
     if value < 0:
-        raise Refused(400, "Content-Length is negative")
+        raise Refused(400, "Content-Length is negative", reason="bad_length")
     return value
 
 

@@ -20,14 +20,18 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
-from app import live
-from app.domain import clock, paths
+from app import live, logs
+from app.domain import clock, keys, paths
+from app.domain.capture import Snapshot
+from app.domain.refusals import CAPTURED, PROCESS_ONLY
 from app.extensions import under_gevent
 from app.ingest import snapshot
 from app.ingest.body import Environ, Refused, read_body
 from app.ingest.limits import CaptureLimits
-from app.runtime import logs
-from app.runtime.logs import printable
+from app.ingest.tally import tally_of
+from app.logs import printable
+from app.outbound.bounds import forwarder_of
+from app.store.batch import Recorded
 from app.store.errors import StorageUnavailable
 from app.store.recorder import recorder_of
 from app.store.settings import cache_of
@@ -61,6 +65,7 @@ class CaptureGate:
         self.config = app.config
         self.downstream = downstream
         self.limits = CaptureLimits(app)
+        self.tally = tally_of(app)
         self.settings = cache_of(app)
         self._gevent = under_gevent()
 
@@ -73,6 +78,12 @@ class CaptureGate:
             status, text, headers = self.capture(environ, bin_id)
         except Refused as refusal:
             status, text, headers = refusal.status, refusal.text, refusal.headers
+            # Never silent: the bin's page and API show what was refused and why. (A 503 can
+            # come before the bin is known: an id no bin could have is not kept per bin.)
+            if refusal.reason in PROCESS_ONLY or not keys.ID_PATTERN.fullmatch(bin_id):
+                self.tally.count_process(refusal.reason)
+            else:
+                self.tally.count(bin_id, refusal.reason)
         body = (text + "\n").encode()
         logs.info(
             log,
@@ -102,11 +113,12 @@ class CaptureGate:
             log.error("capture failed: the database is unavailable: %s", err)
             raise self.unavailable() from None
         if settings is None:
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         spent = self.limits.check(environ, bin_id)
         if spent is not None:
-            message, retry = spent
-            raise Refused(429, message, **{"Retry-After": str(retry)})
+            raise Refused(
+                429, spent.message, reason=spent.reason, **{"Retry-After": str(spent.retry_after)}
+            )
         recorder = recorder_of(self.app)
         hold = recorder.budget.hold()  # the body's bytes, from the first read to the commit
         try:
@@ -125,15 +137,28 @@ class CaptureGate:
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
-            raise Refused(404, "no such bin")
+            raise Refused(404, "no such bin", reason="no_such_bin")
         self.settings.offer(recorded.settings)
+        self.tally.count(bin_id, CAPTURED, len(body))
         live.publish_capture(recorded)
+        if recorded.forwards:
+            self.forward(recorded, snap)
         seq = {"X-Hookscope-Seq": str(recorded.summary["seq"])}
         if not recorded.allowed:
+            self.tally.count(bin_id, "unauthorized")
             kind = recorded.settings.ingest_auth
             challenge = 'Basic realm="hookscope"' if kind == "basic" else "Bearer"
             return 401, "this bin requires authentication", {"WWW-Authenticate": challenge, **seq}
         return 200, "ok", seq
+
+    def forward(self, recorded: Recorded, snap: Snapshot) -> None:
+        """Hand the stored tries to this process's forwarder; without one (not a server's
+        worker) they wait in the table for one."""
+        forwarder = forwarder_of(self.app)
+        if forwarder is not None:
+            forwarder.offer(
+                recorded, snap.method, snap.path, snap.query_string, snap.headers, snap.body
+            )
 
     def unavailable(self) -> Refused:
         """Never answer 2xx for a capture that was not stored: tell the sender to come back, and
@@ -143,6 +168,7 @@ class CaptureGate:
         return Refused(
             503,
             "storage is unavailable; nothing was stored, retry later",
+            reason="storage_unavailable",
             **{"Retry-After": str(retry)},
         )
 

@@ -25,6 +25,7 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -45,7 +46,8 @@ from app.ingest.head import (
     check_framing,
     read_headers,
 )
-from app.runtime.logs import AccessAtoms
+from app.internals import PYTHON, Reliance
+from app.logs import AccessAtoms
 
 # pywsgi answers 414 past this many characters in the request line (8 KiB by default).
 pywsgi.MAX_REQUEST_LINE = 64 * 1024
@@ -192,6 +194,7 @@ class Handler(PyWSGIHandler):
         self._stop_head_timer()
         # This request has no environ: let no access line show the previous request's instead.
         self.environ = None
+        self._count_refused(ex)
         if isinstance(ex, BadHead):
             self.log_error("(from %s) %s", self.client_address, ex)
             text = f"{ex}; nothing was stored\n".encode("latin-1", "backslashreplace")
@@ -207,6 +210,21 @@ class Handler(PyWSGIHandler):
         reason = str(ex) if isinstance(ex, ValueError) else "the request could not be parsed"
         text = f"{reason}; nothing was stored\n".encode("latin-1", "backslashreplace")
         return "400", _refusal(b"400 Bad Request", text)
+
+    def _count_refused(self, ex: Exception) -> None:
+        """Count a request refused before its bin was known, in this process (ingest/tally.py)."""
+        from app.ingest.tally import tally_of
+
+        if isinstance(ex, BadHead):
+            reason = "bad_request_head"
+        elif isinstance(ex, HeadTooLarge):
+            reason = "head_too_large"
+        else:
+            reason = "unreadable_request"
+        # pywsgi sets self.application only once a request was read whole: ask the server.
+        app = getattr(self.server, "application", None)
+        if hasattr(app, "extensions"):  # the Flask app (not in bare server tests)
+            tally_of(app).count_process(reason)
 
     def get_environ(self) -> dict[str, Any]:
         self._stop_head_timer()  # the head is complete: from here the app sets its own deadlines
@@ -320,3 +338,62 @@ class Worker(GeventPyWSGIWorker):
         super().load_wsgi()
         config = getattr(self.wsgi, "config", {})
         Handler.head_timeout = config.get("HOOKSCOPE_HEAD_TIMEOUT_SECONDS", HEAD_TIMEOUT)
+
+
+def _keeps_trailers() -> bool:
+    """A chunked body read through ``Body`` keeps its trailer fields."""
+    rfile = io.BytesIO(b"3\r\nabc\r\n0\r\nX-Trailer: kept\r\n\r\n")
+    body = Body(rfile, None, chunked_input=True)
+    return body.read() == b"abc" and body.trailers == [("X-Trailer", "kept")]
+
+
+def _keeps_header_list() -> bool:
+    """The parsed header section keeps names as sent, in order, with duplicates."""
+    found = read_headers(io.BytesIO(b"X_Under: 1\r\nA: 1\r\na: 2\r\n\r\n"))
+    return list(found._headers) == [("X_Under", "1"), ("A", "1"), ("a", "2")]
+
+
+def _pywsgi(part: str, loses: str) -> Reliance:
+    return Reliance("gevent", f"gevent.pywsgi:{part}", loses, fallback=False)
+
+
+# The private parts this module relies on (app/internals.py): without any of them captures would
+# lose what they must keep, so the server refuses to start.
+RELIANCES = (
+    Reliance(
+        "gevent",
+        "gevent.pywsgi:Input._Input__read_chunk_trailer",
+        "the trailer fields of chunked bodies would be dropped from captures",
+        fallback=False,
+        behaves=_keeps_trailers,
+    ),
+    Reliance(
+        PYTHON,
+        "email.message:Message",
+        "captured header names, order and duplicates could not be kept as sent",
+        fallback=False,
+        behaves=_keeps_header_list,
+    ),
+    _pywsgi(
+        "Input._discard",
+        "a refused upload would be read to its end instead of the connection being closed",
+    ),
+    _pywsgi("_InvalidClientInput", "a chunked body with a malformed trailer could not be refused"),
+    _pywsgi(
+        "WSGIHandler._headers",
+        "headers with underscores in their names could pose as others in the environ",
+    ),
+    _pywsgi("WSGIHandler._handle_client_error", "malformed requests would not get a reason"),
+    _pywsgi("WSGIHandler._write_with_headers", "answers would bypass the server's own writer"),
+    _pywsgi(
+        "WSGIHandler._connection_upgrade_requested",
+        "WebSocket connections could not be told from others when they end",
+    ),
+    _pywsgi("MAX_REQUEST_LINE", "long request lines would get 414"),
+    Reliance(
+        "gunicorn",
+        "gunicorn.glogging:Logger.atoms_wrapper_class",
+        "access-log lines would carry the control characters senders wrote",
+        fallback=False,
+    ),
+)

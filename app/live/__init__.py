@@ -11,6 +11,8 @@ Protocol (default namespace):
             watch or replay), then new ones;
             ``deleted`` {"bin", "seqs"}, ``cleared`` {"bin"}, ``pinned`` summary,
             ``bin_updated`` bin, ``bin_deleted`` {"bin"};
+            ``refused`` {"bin"}: captures were refused (read GET /api/v1/bins/<id>/usage), at most
+            once per bin per process every 2 s (app/ingest/tally.py);
             to every client: ``storage`` {"ok": bool, "retry_after": seconds}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
 come both from the catch-up and from the room. While a catch-up goes on, it resumes after
@@ -156,3 +158,8 @@ def publish_bin(bin_: BinDict) -> None:
 
 def publish_bin_deleted(bin_id: str) -> None:
     _publish("bin_deleted", {"bin": bin_id}, bin_id)
+
+
+def publish_refused(bin_id: str) -> None:
+    """Tell the bin's open pages that newly counted refusals are stored (they read the counts)."""
+    _publish("refused", {"bin": bin_id}, bin_id)

@@ -22,6 +22,8 @@ import socket as stdlib_socket
 import weakref
 from typing import Any
 
+from app.internals import Reliance
+
 log = logging.getLogger("hookscope.live")
 # Each packet costs at least this much to hold (the packet object and its queue entry).
 PACKET_OVERHEAD = 64
@@ -112,3 +114,17 @@ def install(server: Any, max_bytes: int, max_packets: int) -> Backlog:
     backlog = Backlog(server, max_bytes, max_packets)
     backlog.install()
     return backlog
+
+
+# The private parts this module relies on (app/internals.py): without them a client that never
+# reads would make the server hold what is sent to it without bound, so the server refuses to
+# start. send_packet is every packet's way into a connection's queue; poll takes all of it.
+RELIANCES = tuple(
+    Reliance(
+        "python-engineio",
+        part,
+        "a client that never reads would make the server hold what is sent to it, unbounded",
+        fallback=False,
+    )
+    for part in ("engineio:Server.send_packet", "engineio.socket:Socket.poll")
+)

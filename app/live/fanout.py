@@ -36,6 +36,9 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from app import internals
+from app.internals import Reliance
+
 log = logging.getLogger("hookscope.live")
 # Frames up to this size go straight out. A bigger one (a summary with a very long path) takes
 # engineio's queue, so that a socket taking only part of a frame stays the exception.
@@ -213,9 +216,7 @@ class RedisManager(socketio.RedisManager, Manager):
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Publish the emits made inside as one message when the block ends."""
-        from app.runtime import internals
-
-        if not all(internals.usable(part) for part in BATCH_PARTS):
+        if not internals.usable(*BATCH):
             yield  # one message per emit, python-socketio's own way
             return
         self._held = []
@@ -247,25 +248,33 @@ class RedisManager(socketio.RedisManager, Manager):
                 yield data
 
 
-# What the fan-out relies on in python-engineio and python-socketio (app/runtime/internals.py).
-FANOUT_PARTS = (
-    "engineio.async_drivers._websocket_wsgi:SimpleWebSocketWSGI",
-    "socketio:Server._send_eio_packet",
-    "socketio:Manager.get_participants",
+# The private parts this module relies on (app/internals.py); without them it takes
+# python-engineio's queues (FANOUT) or publishes one Redis message per event (BATCH).
+_SLOWER_FANOUT = "each live event would be framed once per watcher (slower fan-out)"
+_MORE_REDIS = "with Redis, each live event would be one message (more Redis work per capture)"
+FANOUT = tuple(
+    Reliance(package, part, _SLOWER_FANOUT, fallback=True)
+    for package, part in (
+        ("python-engineio", "engineio.async_drivers._websocket_wsgi:SimpleWebSocketWSGI"),
+        ("python-socketio", "socketio:Server._send_eio_packet"),
+        ("python-socketio", "socketio:Manager.get_participants"),
+    )
 )
-BATCH_PARTS = ("socketio:RedisManager._publish", "socketio:RedisManager._listen")
+BATCH = tuple(
+    Reliance("python-socketio", f"socketio:RedisManager.{name}", _MORE_REDIS, fallback=True)
+    for name in ("_publish", "_listen")
+)
+RELIANCES = FANOUT + BATCH
 # The method name of a published batch of emits (python-socketio's own are emit, callback, ...).
 BATCH = "hookscope.emits"
 
 
 def install(server: socketio.Server) -> str:
     """Turn on direct frames for ``server``'s manager if the libraries look as expected; say how."""
-    from app.runtime import internals
-
     manager = server.manager
     if not isinstance(manager, FanoutMixin):
         return "engineio's queues (not a fan-out manager)"
-    missing = [part for part in FANOUT_PARTS if not internals.usable(part)]
+    missing = [r.part for r in FANOUT if not internals.usable(r)]
     if missing:
         return f"engineio's queues (missing {', '.join(missing)})"
     eio = server.eio

@@ -1,4 +1,4 @@
-"""Background pruning of expired bins inside the running server.
+"""Background pruning of expired bins, and of usage counts past two days, inside the server.
 
 Every worker process runs one loop; pruning is a single idempotent DELETE of what has expired, so
 several processes (or hosts) pruning at once only repeat each other's work, never conflict.
@@ -12,7 +12,7 @@ from flask import Flask
 
 from app import live
 from app.extensions import socketio
-from app.store import bins
+from app.store import bins, usage
 
 
 def start(app: Flask) -> None:
@@ -36,6 +36,7 @@ def prune_once(app: Flask) -> list[str]:
             expired = bins.prune()
             for bin_id in expired:
                 live.publish_bin_deleted(bin_id)
+            usage.prune()
     except Exception:  # a database hiccup must not stop future pruning
         app.logger.exception("pruning expired bins failed; will retry")
         return []

@@ -1,12 +1,13 @@
 """gunicorn settings and hooks: ``gunicorn -c python:app.runtime.serving 'app:create_app()'``.
 
-One gevent worker (gevent's pywsgi server, adapted in app/server.py) serves HTTP and WebSocket; the
-migrations run once, in the master, before any worker starts.
+One gevent worker (gevent's pywsgi server, adapted in app/ingest/server.py) serves HTTP and
+WebSocket; the migrations run once, in the master, before any worker starts.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 
 from app.config import server_settings
@@ -20,8 +21,9 @@ from gevent import monkey  # noqa: E402 - must run before anything imports ssl o
 monkey.patch_all()
 
 bind = [f"{_settings.host}:{_settings.port}"]
-# gevent's pywsgi, adapted for capturing (app/server.py). Thread workers are not offered: each open
-# page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers as sent.
+# gevent's pywsgi, adapted for capturing (app/ingest/server.py). Thread workers are not offered:
+# each open page's WebSocket would hold a thread, and gunicorn's own parser does not keep headers
+# as sent.
 worker_class = "app.ingest.server.Worker"
 workers = _settings.workers
 worker_connections = _settings.worker_connections
@@ -30,12 +32,12 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 # Request limits (64 KiB request line, 200 header fields of 16 KiB each) are applied by the worker
-# itself, app/server.py: gunicorn's limit_request_* settings do not reach its pywsgi parser.
+# itself, app/ingest/server.py: gunicorn's limit_request_* settings do not reach its pywsgi parser.
 # Forwarded headers are handled by the app (HOOKSCOPE_PROXY_COUNT), not trusted by gunicorn.
 forwarded_allow_ips = ""
 # gunicorn 27 puts its control socket at one fixed path per user; nothing here uses it.
 control_socket_disable = True
-# Captures log one structured line each (app/capture.py); other requests get an access line.
+# Captures log one structured line each (app/ingest/gate.py); other requests get an access line.
 accesslog = "-"
 errorlog = "-"
 
@@ -44,11 +46,13 @@ def on_starting(server) -> None:
     """Create or upgrade the schema and the operator's fixed bins once, before workers start."""
     from flask_migrate import upgrade
 
-    from app import create_app
-    from app.runtime import internals
-    from app.store import bins
+    from app import create_app, internals
+    from app.ingest import server
+    from app.live import backlog, fanout
+    from app.store import bins, engine
 
-    internals.enforce()  # before anything runs on a library that lacks what it relies on
+    # Before anything runs on a library that lacks what it relies on.
+    internals.enforce(server.RELIANCES + fanout.RELIANCES + backlog.RELIANCES + engine.RELIANCES)
 
     # This app serves nothing, so it gets no rate limiter: flask-limiter's in-memory storage
     # starts a Timer thread, which every forked worker inherited and died on (a traceback per
@@ -78,12 +82,14 @@ def map_big_allocations() -> bool:
 
 
 def post_worker_init(worker) -> None:
-    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins;
-    give big bodies' memory back when they are stored."""
+    """Send the app's own log lines to stderr beside gunicorn's; start pruning expired bins and
+    adding usage counts; give big bodies' memory back when they are stored."""
     import logging
     import sys
 
-    from app.runtime import janitor, logs
+    from app import logs
+    from app.ingest import tally
+    from app.runtime import forwarder, janitor
 
     # Every capture logs a line: skip what no line shows (the logging HOWTO's "Optimization"
     # section): caller lookup, thread and multiprocessing names. gunicorn's lines use the pid.
@@ -100,4 +106,30 @@ def post_worker_init(worker) -> None:
             "not glibc: big bodies' memory may stay with the worker after they are stored"
         )
     janitor.start(worker.wsgi)
+    tally.start(worker.wsgi)
+    forwarder.start(worker.wsgi)
+    # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
+    # long as the worker. Frozen, the collector's full passes skip it: each one walked all of it,
+    # tens of milliseconds during which no capture is answered (bench/README.md, "live1").
+    gc.collect()
+    gc.freeze()
     logger.info("worker [%d] serving", os.getpid())
+
+
+def worker_exit(server, worker) -> None:
+    """Let auto-forward sends in flight finish and hand back the tries not yet sent, so the
+    next worker resumes them at once rather than when their lease runs out; add the worker's last
+    usage counts (a graceful stop loses none)."""
+    from app.ingest import tally
+    from app.runtime import forwarder
+
+    running = forwarder.forwarder_of(worker.wsgi) if worker.wsgi else None
+    if running is not None:
+        running.stop(wait_seconds=graceful_timeout / 2)
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):
+        return
+    try:
+        tally.flush(app)
+    except Exception:  # leaving anyway: never turn a clean exit into a crash
+        app.logger.exception("adding the last usage counts failed")

@@ -32,6 +32,8 @@ class Recorded:
     settings: BinSettings
     # Sequence numbers that retention dropped to make room.
     dropped: list[int] = field(default_factory=list)
+    # Auto-forward tries stored with it, each (attempt id, target), leased to this process.
+    forwards: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
@@ -100,6 +102,7 @@ class Stored:
     item: Pending
     seq: int
     rejected: bool
+    targets: tuple[str, ...] = ()  # where auto-forward sends it (accepted captures only)
 
 
 _QUOTED = json.encoder.encode_basestring_ascii  # json.dumps's own quoting (C), ensure_ascii
@@ -136,9 +139,10 @@ def judge(
         if numbered is None:
             continue
         first = numbered.last_seq - len(items) + 1
+        targets = numbered.settings.targets
         for i, item in enumerate(items):
             allowed = numbered.settings.allows(item.authorization)
-            stored.append(Stored(item, first + i, not allowed))
+            stored.append(Stored(item, first + i, not allowed, targets if allowed else ()))
         bins.append(BinBatch(bin_id, items, numbered))
     return bins, stored
 
@@ -198,6 +202,29 @@ def settle(
             numbered[done.item.bin_id].settings,
             dropped.get(bin_id, []) if bin_id else [],
         )
+
+
+def forward_rows(stored: list[Stored], lease_seconds: float) -> list[tuple]:
+    """One pending try per accepted capture and target: (stored, target, due, leased until).
+
+    Due at once, and leased to the process storing it, which sends it straight after the
+    commit; a lease that runs out (the process died) lets any process take it.
+    """
+    rows = []
+    for done in stored:
+        if not done.targets:
+            continue
+        due = naive_utc(done.item.snap.received_at)
+        until = due + timedelta(seconds=lease_seconds)
+        rows += [(done, target, due, until) for target in done.targets]
+    return rows
+
+
+def note_forwards(rows: list[tuple], attempt_ids: list[int]) -> None:
+    """Tell each capture's result the tries stored for it (after ``settle``)."""
+    for (done, target, _due, _until), attempt_id in zip(rows, attempt_ids, strict=True):
+        if done.item.result is not None:
+            done.item.result.forwards.append((attempt_id, target))
 
 
 def columns(rows: list[tuple]) -> list[list]:

@@ -19,7 +19,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from app import internals
 from app.extensions import db, under_gevent
+from app.internals import Reliance
 
 _WRITE = "hookscope_write"
 # Execution options that make a connection's next transaction a write transaction.
@@ -30,6 +32,18 @@ CHECK_BUSY_TIMEOUT_MS = 1000
 CHECK_EVERY_SECONDS = 1.0
 log = logging.getLogger("hookscope.storage")
 _CHECKED = "hookscope.storage_checked"
+# What app/store/pgwait.py relies on in psycopg (app/internals.py); without it PostgreSQL
+# connections keep psycopg's own wait.
+RELIANCES = tuple(
+    Reliance(
+        "psycopg",
+        part,
+        "on PostgreSQL every round trip would wait a turn of the event loop more",
+        fallback=True,
+        needs="psycopg",
+    )
+    for part in ("psycopg.errors:_WaitTimeout", "psycopg:Connection.wait")
+)
 
 
 def init_app(app: Flask) -> None:
@@ -39,9 +53,9 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
     elif engine.dialect.name == "postgresql" and under_gevent():
-        from app.store import pgwait  # psycopg: the postgres extra
+        if internals.usable(*RELIANCES):
+            from app.store import pgwait  # psycopg: the postgres extra
 
-        if pgwait.usable():
             pgwait.install(engine)
 
 

@@ -91,16 +91,6 @@ class Connection(psycopg.Connection):
         return wait(gen, self.pgconn.socket, interval=interval, timeout=timeout)
 
 
-def usable() -> bool:
-    """Tell whether psycopg has the parts ``wait`` relies on (else its own wait is used)."""
-    from app.runtime import internals
-
-    return all(
-        internals.usable(part)
-        for part in ("psycopg.errors:_WaitTimeout", "psycopg:Connection.wait")
-    )
-
-
 def install(engine: Engine) -> None:
     """Make every connection the engine opens from now on a ``Connection`` above."""
 

@@ -53,6 +53,20 @@ SELECT (SELECT id FROM requests WHERE requests.bin_id = p.bin_id AND requests.se
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::json[], %b::bytea[])
   AS p(bin_id, seq, url, http_version, headers, body)
 """
+# Auto-forward tries, due at once and leased to this process; each id with its capture.
+_INSERT_FORWARDS = """
+WITH ins AS (
+  INSERT INTO attempts (request_id, bin_id, kind, target, method, try_number, state, due_at,
+                        lease_until, reason, message, response_truncated, edited)
+  SELECT (SELECT id FROM requests WHERE requests.bin_id = f.bin_id AND requests.seq = f.seq),
+         bin_id, 'forward', target, method, 1, 'pending', due_at, lease_until, '', '', false,
+         false
+  FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::timestamp[], %s::timestamp[])
+    AS f(bin_id, seq, target, method, due_at, lease_until)
+  RETURNING id, request_id, target
+)
+SELECT ins.id, r.bin_id, r.seq, ins.target FROM ins JOIN requests r ON r.id = ins.request_id
+"""
 _KEEP = """
 WITH v AS (
   SELECT * FROM unnest(%s::text[], %s::int[], %s::int[], %s::timestamp[])
@@ -128,19 +142,18 @@ class PostgresWriter(Writer):
             raise StorageUnavailable(str(err)) from err
         return conn
 
-    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
+    def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""
         try:
             self._write(conn.dbapi_connection, batch)  # commits
         except BaseException as err:
             self.failed(conn, batch, err)
-        return True
 
     def _write(self, pg: Any, batch: list[Pending]) -> None:
         pipelined = batches.body_bytes(batch) <= PIPELINE_BATCH_BYTES
         grouped = batches.by_bin(batch)
         ids = sorted(grouped)
-        cur, keep = pg.cursor(), pg.cursor()
+        cur, keep, fwd = pg.cursor(), pg.cursor(), pg.cursor()
         with pg.pipeline() if pipelined else nullcontext():
             try:
                 if pg.autocommit:
@@ -163,6 +176,17 @@ class PostgresWriter(Writer):
                 # Big bodies one to a statement, as they arrived: no array of them all.
                 for part in [payloads] if pipelined else [[p] for p in payloads]:
                     cur.execute(_INSERT_PAYLOADS, batches.columns(part))
+            forwards = batches.forward_rows(stored, self.forward_lease_seconds)
+            if forwards:
+                fwd.execute(
+                    _INSERT_FORWARDS,
+                    batches.columns(
+                        [
+                            (done.item.bin_id, done.seq, target, done.item.snap.method, due, until)
+                            for done, target, due, until in forwards
+                        ]
+                    ),
+                )
             retention = _retention(bins)
             if retention:
                 keep.execute(_KEEP, batches.columns(retention))
@@ -174,6 +198,11 @@ class PostgresWriter(Writer):
         for bin_id, seq in keep.fetchall() if retention else ():
             dropped.setdefault(bin_id, []).append(seq)
         batches.settle(bins, stored, summaries, dropped)
+        if forwards:
+            ids = {(b, seq, target): i for i, b, seq, target in fwd.fetchall()}
+            batches.note_forwards(
+                forwards, [ids[(d.item.bin_id, d.seq, t)] for d, t, _, _ in forwards]
+            )
 
 
 def _retention(bins: list[BinBatch]) -> list[tuple]:

@@ -15,7 +15,7 @@ cooperatively under gevent (app/store/pgwait.py).
 
 On SQLite the payload's insert trigger only queues the request for search (migration 0004); the
 recorder's indexer indexes the queue a moment later, one statement for a whole burst, in the
-writer's native thread (app/store/search/indexing.py). Indexing inside each capture's
+writer's native thread (app/store/indexing.py). Indexing inside each capture's
 transaction cost more than a third of the capture's time on the event loop.
 """
 
@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
+from app.domain import forwarding
 from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.store import batch as batches
@@ -38,7 +40,9 @@ from app.store.batch import Pending, Recorded
 from app.store.budget import Budget, Hold
 from app.store.bulk import Deletion
 from app.store.errors import StorageUnavailable, db_errors, discard
-from app.store.writer import Writer, writer_for
+from app.store.postgres import PostgresWriter
+from app.store.sqlite import SqliteWriter
+from app.store.writer import Writer
 
 log = logging.getLogger("hookscope.recording")
 # A batch stops growing at this many captures or body bytes, to keep transactions short.
@@ -49,9 +53,18 @@ INLINE_BATCH_BYTES = 1024 * 1024
 # SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
 # burst's captures are indexed by one statement.
 INDEX_AFTER_SECONDS = 0.05
+# SQLite: the WAL is copied back into the database at most this often (the writers turn SQLite's
+# own checkpoint off, which would run in the committing batch, on the event loop).
+CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
 # A recorder made without a budget (scripts, tests) counts bodies against this.
 DEFAULT_BUDGET = 256 * 1024 * 1024
+
+
+def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
+    """The writer for the engine's database."""
+    kind = SqliteWriter if engine.dialect.name == "sqlite" else PostgresWriter
+    return kind(engine, busy_timeout_ms)
 
 
 def recorder_of(app: Flask) -> Recorder:
@@ -61,6 +74,8 @@ def recorder_of(app: Flask) -> Recorder:
     if recorder is None:
         with app.app_context():
             writer = writer_for(db.engine, app.config["HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS"])
+        timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
+        writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
         budget = Budget(app.config["HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT"])
         recorder = app.extensions[EXTENSION] = Recorder(writer, budget)
     return recorder
@@ -100,7 +115,7 @@ class Recorder:
             # Not always in the thread: its every statement would queue for the GIL behind the
             # busy event loop (measured: 2,500/s through the thread, 3,400/s here).
             self._thread = ThreadPool(1) if writer.sqlite else None
-            writer.checkpoint_in_index = writer.sqlite
+            writer.checkpoint_apart = writer.sqlite
             self._writing = gevent.spawn(self._run)
             # SQLite: new requests are queued for search (migration 0004) and indexed here.
             self._stored = Event()
@@ -199,6 +214,8 @@ class Recorder:
                     self._run_job(self._jobs.popleft())
 
     def _store(self, batch: list[Pending]) -> None:
+        """Write one batch and wake its senders. (Its own frame: once it returns, the writer
+        holds no capture, whose body can be 25 MB, while it waits for the next batch.)"""
         try:
             self._write(batch)
         except StorageUnavailable as err:
@@ -236,16 +253,32 @@ class Recorder:
         """
         import gevent
 
+        checkpointed = time.monotonic()
         while True:
             self._stored.wait()
             gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
             self._stored.clear()
             try:
                 self.index_queued()
+                if time.monotonic() - checkpointed >= CHECKPOINT_EVERY_SECONDS:
+                    checkpointed = time.monotonic()
+                    self._checkpoint()
             except StorageUnavailable as err:  # the next stored batch, or a search, tries again
                 log.warning("indexing queued requests for search failed: %s", err)
             except Exception:  # a bug: keep the indexer alive; searches still index for themselves
                 log.exception("indexing queued requests for search failed")
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the WAL in the native thread; captures neither wait for it nor stop it.
+
+        Not while holding the indexer's turn: a checkpoint takes no write lock, and batches
+        waiting for the index to be done would otherwise wait for the database file's sync too.
+        """
+        conn = self._writer.checkout()
+        try:
+            self._thread.apply(self._writer.checkpoint, (conn,))
+        finally:
+            conn.close()
 
     def index_queued(self) -> None:
         """Index everything queued for search (SQLite), then return. Raises StorageUnavailable.
@@ -284,19 +317,19 @@ class Recorder:
         if self._gevent and not self._writer.sqlite:
             self._writer.write_own(batch)
             return
+        if self._thread is not None and batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
+            # While the indexer holds the write lock in the thread, wait for it here rather
+            # than hand the batch to the thread behind it, where its every statement would
+            # queue for the GIL behind the busy event loop.
+            self._index_idle.wait()
+            if self._writer.write_now(batch):
+                return
         conn = self._writer.checkout()  # here, not in the native thread: the pool is gevent's
         try:
             if self._thread is None:
                 self._writer.write(conn, batch)
-                return
-            if batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
-                # While the indexer holds the write lock in the thread, wait for it here rather
-                # than hand the batch to the thread behind it, where its every statement would
-                # queue for the GIL behind the busy event loop.
-                self._index_idle.wait()
-                if self._writer.write(conn, batch, wait=False):
-                    return
-            self._thread.apply(self._writer.write, (conn, batch))
+            else:
+                self._thread.apply(self._writer.write, (conn, batch))
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
 

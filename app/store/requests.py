@@ -32,7 +32,7 @@ from app.store.recorder import recorder_of
 class Page:
     requests: list[SummaryDict]
     next_before: int | None
-    # Set when a search stopped on its work budget before filling the page (app/search/).
+    # Set when a search stopped on its work budget before filling the page (app/store/search/).
     searched_down_to: int | None = None
 
 
@@ -128,6 +128,12 @@ def find(bin_id: str, seq: int) -> CapturedRequest | None:
 def payload_of(captured: CapturedRequest) -> Payload:
     """Load the headers and body of a captured request."""
     return db.session.get_one(Payload, captured.id)
+
+
+def release() -> None:
+    """End this request's read transaction and hand back its connection (before a long wait)."""
+    db.session.rollback()
+    db.session.close()
 
 
 def delete_request(bin_id: str, seq: int) -> bool:

@@ -5,10 +5,11 @@ numbers each bin's captures (``UPDATE ... RETURNING``), inserts the requests and
 one multi-row INSERT each, drops the oldest unpinned requests beyond each bin's limit (never the
 newest) and renews expiries. Big bodies are written through the blob API (``STREAM_BLOB_BYTES``)
 and indexed for search at once; everything else is queued for search by the payload's insert
-trigger and indexed later (app/store/search/indexing.py).
+trigger and indexed later (app/store/indexing.py).
 
-Who calls what, and where (app/store/recorder.py): ``write`` with ``wait=False`` on the event
-loop when the write lock is free; with ``wait=True`` and ``index`` in the writer's native thread.
+Who calls what, and where (app/store/recorder.py): ``write_now`` on the event loop, through the
+loop's own connection, when the write lock is free; ``write``, ``index`` and ``checkpoint`` in
+the writer's native thread, through pooled connections.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 from app.domain.models import SummaryDict
 from app.store import batch as batches
+from app.store import indexing
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
 from app.store.errors import StorageUnavailable, discard
-from app.store.search import indexing
 from app.store.writer import Writer
 
 # Bodies at least this big are written through the blob API, straight into the database's pages:
@@ -47,6 +48,11 @@ _INSERT_PAYLOAD_ZEROBLOB = (
     "INSERT INTO payloads (request_id, url, http_version, headers, body)"
     " VALUES (?, ?, ?, ?, zeroblob(?))"
 )
+_INSERT_FORWARD = """
+INSERT INTO attempts (id, request_id, bin_id, kind, target, method, try_number, state, due_at,
+                      lease_until, reason, message, response_truncated, edited)
+VALUES (?, ?, ?, 'forward', ?, ?, 1, 'pending', ?, ?, '', '', 0, 0)
+"""
 _OLDEST = """
 SELECT id, seq FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ? ORDER BY seq LIMIT ?
 """
@@ -60,30 +66,48 @@ class SqliteWriter(Writer):
 
     def __init__(self, engine: Any, busy_timeout_ms: int = 30_000) -> None:
         super().__init__(engine, busy_timeout_ms)
-        # True when index() also checkpoints the WAL (the Recorder's native thread), so write()
-        # turns SQLite's automatic checkpoint off on its connections: otherwise every thousandth
-        # page the committing batch would copy the WAL back and fsync, on the event loop.
-        self.checkpoint_in_index = False
+        # True when the Recorder checkpoints the WAL itself (checkpoint(), in its native thread),
+        # so write() turns SQLite's automatic checkpoint off on its connections: otherwise every
+        # thousandth page the committing batch would copy the WAL back and fsync, on the loop.
+        self.checkpoint_apart = False
+        # The event loop's own connection (write_now), kept between batches: a pooled one costs
+        # a ping at checkout, a rollback at return and two busy_timeout changes a batch.
+        self._own: Any = None
 
-    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
+    def write_now(self, batch: list[Pending]) -> bool:
+        """Store the batch at once if the write lock is free; False, having done nothing, if not.
+
+        Never waits for the lock, so it may run on the event loop: its connection's busy
+        timeout is 0. The caller writes a batch refused here where waiting is harmless.
+        """
+        own = self._own or self._connect_own()
+        self._own = None  # kept only if the batch leaves it usable (failed() invalidates it)
+        written = self._write_in_transaction(own, batch, wait=False)
+        self._own = own
+        return written
+
+    def _connect_own(self) -> Any:
+        own = self.checkout()
+        own.detach()  # ours: closed when dropped, never back in the pool with timeout 0
+        own.cursor().execute("PRAGMA busy_timeout = 0")
+        return own
+
+    def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all.
 
-        With ``wait=False`` nothing waits for the write lock: when another connection holds it,
-        nothing is done and False comes back, for the caller to write the batch where waiting is
-        harmless.
+        Waits for the write lock up to HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS: in a native thread, or
+        where no event loop is (tests, the CLI).
         """
+        self._write_in_transaction(conn, batch, wait=True)
+
+    def _write_in_transaction(self, conn: Any, batch: list[Pending], *, wait: bool) -> bool:
         cur = self.own(conn).cursor()  # autocommit mode: we say when a transaction starts
-        if not wait:
-            cur.execute("PRAGMA busy_timeout = 0")
         try:
             cur.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
             if wait:
                 raise StorageUnavailable("the database stayed locked") from None
             return False
-        finally:
-            if not wait:
-                cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         try:
             self._write(conn, cur, batch)
             conn.commit()
@@ -92,9 +116,9 @@ class SqliteWriter(Writer):
         return True
 
     def own(self, conn: Any) -> Any:
-        """Make a pooled connection the writer's: without SQLite's automatic checkpoint when
-        index() checkpoints instead, so that no commit copies the WAL back on the event loop."""
-        if self.checkpoint_in_index and not conn.info.get(_NO_AUTOCHECKPOINT):
+        """Make a connection the writer's: without SQLite's automatic checkpoint when the
+        Recorder checkpoints apart, so that no commit copies the WAL back on the event loop."""
+        if self.checkpoint_apart and not conn.info.get(_NO_AUTOCHECKPOINT):
             conn.cursor().execute("PRAGMA wal_autocheckpoint = 0")
             conn.info[_NO_AUTOCHECKPOINT] = True
         return conn
@@ -110,14 +134,22 @@ class SqliteWriter(Writer):
             cur.execute("BEGIN IMMEDIATE")
             taken = indexing.index_pending(cur)
             conn.commit()
-            if self.checkpoint_in_index:
-                # Copy what the WAL holds back into the database without waiting for anyone
-                # (PASSIVE), so the WAL stays small while writers keep going.
-                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as err:
             discard(conn)
             raise StorageUnavailable(str(err)) from err
         return taken >= indexing.INDEX_BATCH
+
+    def checkpoint(self, conn: Any) -> None:
+        """Copy what the WAL holds back into the database, waiting for no one (PASSIVE).
+
+        It takes no write lock: captures go on committing meanwhile. It writes and syncs the
+        database file, so it runs in the writer's native thread.
+        """
+        try:
+            conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            discard(conn)
+            raise StorageUnavailable(str(err)) from err
 
     def _write(self, conn: Any, cur: Any, batch: list[Pending]) -> None:
         grouped = batches.by_bin(batch)
@@ -130,16 +162,48 @@ class SqliteWriter(Writer):
         bins, stored = batches.judge(grouped, taken)
         if not stored:
             return
-        summaries = self._insert(conn, cur, stored)
+        summaries, request_ids = self._insert(conn, cur, stored)
+        forwards = self._forwards(cur, stored, request_ids)
         dropped = {b.bin_id: self._keep(cur, b) for b in bins}
         batches.settle(bins, stored, summaries, dropped)
+        if forwards:
+            batches.note_forwards(*forwards)
 
-    def _insert(self, conn: Any, cur: Any, stored: list[Stored]) -> list[SummaryDict]:
+    def _forwards(
+        self, cur: Any, stored: list[Stored], request_ids: list[int]
+    ) -> tuple[list[tuple], list[int]] | None:
+        """Store each accepted capture's auto-forward tries, due at once."""
+        rows = batches.forward_rows(stored, self.forward_lease_seconds)
+        if not rows:
+            return None
+        request_of = {id(done): rid for done, rid in zip(stored, request_ids, strict=True)}
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM attempts")
+        (top,) = cur.fetchone()
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        values = [
+            (
+                attempt_id,
+                request_of[id(done)],
+                done.item.bin_id,
+                target,
+                done.item.snap.method,
+                _stored_time(due),
+                _stored_time(until),
+            )
+            for attempt_id, (done, target, due, until) in zip(ids, rows, strict=True)
+        ]
+        _insert_rows(cur, _INSERT_FORWARD, values)
+        return rows, ids
+
+    def _insert(
+        self, conn: Any, cur: Any, stored: list[Stored]
+    ) -> tuple[list[SummaryDict], list[int]]:
         # The transaction holds the write lock, so nobody else can take these ids meanwhile.
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
         (top,) = cur.fetchone()
         summaries, rows, payloads, streamed = [], [], [], []
-        for request_id, done in enumerate(stored, top + 1):
+        request_ids = list(range(top + 1, top + 1 + len(stored)))
+        for request_id, done in zip(request_ids, stored, strict=True):
             described, request, payload = batches.row(done, sqlite=True)
             summaries.append(described)
             rows.append((request_id, done.item.bin_id, done.seq, *request, False))
@@ -153,10 +217,10 @@ class SqliteWriter(Writer):
             cur.execute(
                 _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
             )
-            with conn.driver_connection.blobopen("payloads", "body", request_id) as blob:
+            with conn.dbapi_connection.blobopen("payloads", "body", request_id) as blob:
                 blob.write(body)
             indexing.index_streamed(cur, request_id, body)
-        return summaries
+        return summaries, request_ids
 
     def _keep(self, cur: Any, bin_: BinBatch) -> list[int]:
         """Apply the bin's retention and renew its expiry; return the seqs dropped."""

@@ -1,8 +1,8 @@
 """What both capture writers share: a pooled connection, and failing a batch cleanly.
 
-``writer_for`` picks the engine's writer (app/store/sqlite.py, app/store/postgres.py). A writer
-stores a whole batch in one transaction and sets each capture's result, or raises for all of
-them; it touches only the connection and the batch, so it may run in a native thread.
+app/store/recorder.py picks the engine's writer (app/store/sqlite.py, app/store/postgres.py).
+A writer stores a whole batch in one transaction and sets each capture's result, or raises for
+all of them; it touches only the connection and the batch, so it may run in a native thread.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class Writer:
     """Writes batches of captures through DB-API connections from the app's engine pool."""
 
     sqlite = False
+    # How long the storing process holds a new capture's auto-forward tries (app/store/forwards.py).
+    forward_lease_seconds = 65.0
 
     def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self._engine = engine
@@ -36,8 +38,8 @@ class Writer:
         """Tune a pooled connection for the writer's transactions (SQLite: its checkpoints)."""
         return conn
 
-    def write(self, conn: Any, batch: list[Pending], *, wait: bool = True) -> bool:
-        """Store the batch in one transaction; False only when ``wait`` is off and it would wait."""
+    def write(self, conn: Any, batch: list[Pending]) -> None:
+        """Store the batch in one transaction and set each item's result, or raise for all."""
         raise NotImplementedError
 
     def failed(self, conn: Any, batch: list[Pending], err: BaseException) -> NoReturn:
@@ -48,14 +50,3 @@ class Writer:
         if isinstance(err, db_errors()):
             raise StorageUnavailable(str(err)) from err
         raise err
-
-
-def writer_for(engine: Engine, busy_timeout_ms: int) -> Writer:
-    """The writer for the engine's database."""
-    if engine.dialect.name == "sqlite":
-        from app.store.sqlite import SqliteWriter
-
-        return SqliteWriter(engine, busy_timeout_ms)
-    from app.store.postgres import PostgresWriter
-
-    return PostgresWriter(engine, busy_timeout_ms)

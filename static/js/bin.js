@@ -1,11 +1,14 @@
 // The bin page: list on the left, detail on the right, live updates, #<seq> in the address bar.
 
+import { initBulk } from "./bulk.js";
 import { initCopyButtons } from "./copy.js";
 import { DetailPane } from "./detail.js";
+import { initForward, showTargets } from "./forward.js";
 import { RequestList } from "./list.js";
 import { showStatus, watchBin } from "./live.js";
 import { initManage, showBin, showDeleted } from "./manage.js";
 import { noteStorage, watchStorage } from "./outage.js";
+import { RefusedNotice } from "./refused.js";
 import { SearchBox } from "./search.js";
 
 const main = document.getElementById("bin");
@@ -43,7 +46,14 @@ const search = new SearchBox(
   },
   list,
 );
-const detail = new DetailPane(byId("detail"), apiUrl);
+const detail = new DetailPane(byId("detail"), apiUrl, binId);
+initBulk(apiUrl, binId, list);
+initForward(apiUrl);
+const refused = new RefusedNotice(
+  { box: byId("refused-notice"), lines: byId("refused-lines"), dismiss: byId("refused-dismiss") },
+  `${apiUrl}/usage`,
+  binId,
+);
 const status = byId("live-status");
 
 /** The seq named by the address bar's #fragment, or null. */
@@ -97,6 +107,7 @@ async function start() {
   }
   const loaded = query ? await search.apply(query) : await list.loadFirstPage();
   if (list.selected !== null) list.select(list.selected);
+  refused.refresh();
   const socket = watchBin({
     binId,
     // After an empty first page, 0 (not null): a capture that lands before the watch is replayed.
@@ -124,8 +135,12 @@ async function start() {
         list.refresh(summary);
         if (summary.seq === detail.seq) detail.setPinned(summary.pinned === true);
       },
-      bin_updated: (bin) => showBin(bin),
+      bin_updated: (bin) => {
+        showBin(bin);
+        showTargets(bin);
+      },
       bin_deleted: () => showDeleted(),
+      refused: () => refused.refresh(),
     },
     onStatus: (state, why) => {
       showStatus(status, state, why);

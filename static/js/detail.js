@@ -5,6 +5,8 @@ import {
   formatBytes, formatCount, fullLocalTime, mediaType, methodClass, parseTime, relativeTime, requestTarget,
 } from "./format.js";
 import { armTwice, change, notify } from "./actions.js";
+import { loadAttempts } from "./attempts.js";
+import { copyAsPanel, replayPanel } from "./replay.js";
 import { noteAnswer, noteUnreachable } from "./outage.js";
 import {
   emptyView, formView, hexView, inflate, inflateFormat, jsonView, multipartView, note, rawView, textView,
@@ -174,9 +176,10 @@ function rawLink(detail) {
 }
 
 export class DetailPane {
-  constructor(root, apiUrl) {
+  constructor(root, apiUrl, binId) {
     this.root = root;
     this.apiUrl = apiUrl;
+    this.binId = binId;
     this.placeholder = root.querySelector("#detail-placeholder");
     this.token = 0;
     this.seq = null;
@@ -238,13 +241,25 @@ export class DetailPane {
     const remove = h("button", { class: "button button-small button-danger", text: "Delete", attrs: { type: "button" } });
     armTwice(remove, "Delete it?", () =>
       change(requestUrl, "DELETE").catch((err) => notify(`Could not delete #${detail.seq}: ${err.message}`, "warn")));
+    const attempts = h("div", { class: "attempts-body" }, h("p", { class: "muted" }, "Loading…"));
+    const replay = replayPanel(detail, bodyPromise, { requestUrl, binId: this.binId, onSent: () => this.loadAttempts(requestUrl, attempts) });
+    const copyAs = copyAsPanel(detail, requestUrl);
+    const button = (text, id, action) => h("button", { class: "button button-small", text, attrs: { type: "button", id }, on: { click: action } });
     const head = h(
       "header",
       { class: "detail-head" },
       h("span", { class: methodClass(detail.method) }, String(detail.method)),
       h("span", { class: "detail-target mono", title: target }, target),
       h("span", { class: "detail-seq mono" }, `#${detail.seq}`),
-      h("span", { class: "detail-actions" }, this.pinButton, remove),
+      h(
+        "span",
+        { class: "detail-actions" },
+        button("Replay to…", "replay-open", () => { copyAs.panel.hidden = true; replay.open(false); }),
+        button("Edit and replay", "replay-edit-open", () => { copyAs.panel.hidden = true; replay.open(true); }),
+        button("Copy as…", "copy-as-open", () => { replay.form.hidden = true; copyAs.open(); }),
+        this.pinButton,
+        remove,
+      ),
     );
     const headers = Array.isArray(detail.headers) ? detail.headers : [];
     const query = Array.isArray(detail.query) ? detail.query : [];
@@ -252,6 +267,8 @@ export class DetailPane {
       "article",
       { class: "detail", dataset: { seq: detail.seq } },
       head,
+      replay.form,
+      copyAs.panel,
       h(
         "div",
         { class: "detail-top" },
@@ -264,8 +281,15 @@ export class DetailPane {
         details("Headers", headers.length, headers.length ? pairsTable(headers, { className: "headers" }) : note("No headers.")),
       ),
       bodySection(detail, bodyPromise),
+      details("Attempts", null, attempts),
     );
     clear(this.root).appendChild(view);
     this.root.scrollTop = 0;
+    this.loadAttempts(requestUrl, attempts);
+  }
+
+  loadAttempts(requestUrl, root) {
+    clearTimeout(this.attemptsTimer);
+    loadAttempts(`${requestUrl}/attempts`, root, (timer) => { this.attemptsTimer = timer; });
   }
 }

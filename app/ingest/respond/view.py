@@ -70,7 +70,7 @@ class RequestView:
 
     @classmethod
     def of(cls, snapshot: SnapshotLike, seq: int | None = None) -> RequestView:
-        """View a capture snapshot (app/snapshot.py's ``Snapshot``)."""
+        """View a capture snapshot (app/domain/capture.py's ``Snapshot``)."""
         return cls(
             snapshot.method,
             snapshot.path,

@@ -138,7 +138,7 @@ def page(
 
     On PostgreSQL a page may hold fewer than ``limit`` matches (none, even) when the search
     stopped on its budget; ``next_before`` then says where it stopped and ``searched_down_to``
-    is set (app/search/postgres.py).
+    is set (app/store/search/postgres.py).
     """
     if db.engine.dialect.name == "sqlite":
         sqlite.catch_up()

@@ -1,7 +1,7 @@
 """Reading SQLite's FTS5 index: one page of a bin's matches, newest first.
 
 New requests are queued for the index by a trigger and indexed in batches (migration 0004,
-app/store/search/indexing.py); ``catch_up`` indexes what is still queued before a search reads.
+app/store/indexing.py); ``catch_up`` indexes what is still queued before a search reads.
 """
 
 from __future__ import annotations

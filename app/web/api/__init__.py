@@ -1,6 +1,7 @@
 """JSON API under ``/api/v1``, authorised by the bin's read key (Bearer token or cookie).
 
-One blueprint; its routes live by resource: app/web/api/bins.py, app/web/api/requests.py.
+One blueprint; its routes live by resource: app/web/api/bins.py, app/web/api/requests.py,
+app/web/api/usage.py.
 Errors are ``{"error", "message"}`` (app/web/errors.py); reading query parameters and bodies,
 and finding a bin the caller may read, are app/web/api/params.py's.
 """
@@ -36,4 +37,4 @@ def openapi_spec() -> Response:
     return Response(openapi.spec_json(), mimetype="application/json")
 
 
-from app.web.api import bins, requests  # noqa: E402, F401 - the routes, registered on bp
+from app.web.api import bins, replay, requests, usage  # noqa: E402, F401 - the routes, registered on bp

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, url_for
+from flask import Response, current_app, jsonify, request, url_for
 
 from app import live
+from app.outbound import bounds, targets
 from app.store import bins
 from app.web import access
 from app.web.api import bp
@@ -18,7 +19,9 @@ from app.web.links import bin_dict
 @limited("HOOKSCOPE_RATE_LIMIT_CREATE", scope="create-bin")
 def create_bin() -> tuple[Response, int, dict[str, str]]:
     """Create a bin; the answer carries its read key, which this browser also keeps."""
-    created = bins.create(settings=json_object())
+    settings = json_object()
+    _check_targets(settings)
+    created = bins.create(settings=settings)
     access.remember(created.bin.id, created.read_key)
     location = url_for("api.get_bin", bin_id=created.bin.id)
     return jsonify(bin_dict(created.bin, created.read_key)), 201, {"Location": location}
@@ -41,7 +44,10 @@ def get_bin(bin_id: str) -> Response:
 @bp.patch("/bins/<bin_id>")
 def update_bin(bin_id: str) -> Response:
     """Rename, describe, or change a bin's limit, expiry or ingest protection."""
-    bin_ = bins.update_bin(readable_or_404(bin_id), json_object())
+    bin_ = readable_or_404(bin_id)
+    changes = json_object()
+    _check_targets(changes)
+    bin_ = bins.update_bin(bin_, changes)
     body = bin_dict(bin_)
     live.publish_bin(bin_.to_dict())
     return jsonify(body)
@@ -66,3 +72,22 @@ def open_session(bin_id: str) -> tuple[str, int]:
         raise Refused(400, "key_required", "send the read key as Authorization: Bearer <key>")
     access.remember(bin_.id, token)
     return "", 204
+
+
+# 422 for a target the guard refuses, as for a replay to it; 400 for the rest.
+_TARGET_STATUS = {"target_forbidden": 422, "forward_loop": 422}
+
+
+def _check_targets(changes: dict) -> None:
+    """Refuse auto-forward targets the guard or the loop guard would refuse at send time."""
+    urls = changes.get("forward_to")
+    if not isinstance(urls, list):
+        return  # absent or null; any other shape is the bin rules' to refuse
+    config = current_app.config
+    own = bounds.own_urls(config, [request.host_url])
+    try:
+        targets.check([u for u in urls if isinstance(u, str)], bounds.allow_of(config), own)
+    except targets.Refusal as refusal:
+        raise Refused(
+            _TARGET_STATUS.get(refusal.code, 400), refusal.code, refusal.message
+        ) from None

@@ -84,6 +84,8 @@ def get_request(bin_id: str, seq: int) -> Response:
             "form": form,
             "files": files,
             "raw_url": url_for("api.get_raw", bin_id=bin_id, seq=seq),
+            "attempts_url": url_for("api.list_attempts", bin_id=bin_id, seq=seq),
+            "copy_as_url": url_for("api.copy_as", bin_id=bin_id, seq=seq),
         }
     )
 
