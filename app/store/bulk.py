@@ -16,11 +16,13 @@ what the last step took, within ``MIN_BATCH`` and ``MAX_BATCH``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from app.store.batch import naive_utc
+from app.store.errors import StorageUnavailable, db_errors, discard
 
 TARGET_SECONDS = 0.04
 MIN_BATCH, FIRST_BATCH, MAX_BATCH = 20, 100, 5000
@@ -54,6 +56,34 @@ class Deletion:
     deleted: int = 0
     done: bool = False
     dropped: bool = False  # the bin's row went
+
+
+@dataclass
+class Job:
+    """A deletion queued for the recorder's writer, a step each turn; ``done`` is set at its
+    end (app/store/recorder.py)."""
+
+    deletion: Deletion
+    done: Any
+    error: BaseException | None = None
+
+
+def run_step(writer: Any, deletion: Deletion, thread: Any = None) -> None:
+    """Delete one batch through a connection of the writer's (in ``thread``, a native thread,
+    when given) and size the next from how long this one took. Raises StorageUnavailable."""
+    conn = writer.own(writer.checkout())
+    try:
+        started = time.perf_counter()
+        if thread is not None:
+            thread.apply(step, (deletion, conn, writer.sqlite))
+        else:
+            step(deletion, conn, writer.sqlite)
+        deletion.size = next_size(deletion.size, time.perf_counter() - started)
+    except db_errors() as err:
+        discard(conn)
+        raise StorageUnavailable(str(err)) from err
+    finally:
+        conn.close()
 
 
 def step(deletion: Deletion, conn: Any, sqlite: bool) -> None:

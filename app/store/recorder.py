@@ -25,8 +25,6 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -38,8 +36,8 @@ from app.store import batch as batches
 from app.store import bulk
 from app.store.batch import Pending, Recorded
 from app.store.budget import Budget, Hold
-from app.store.bulk import Deletion
-from app.store.errors import StorageUnavailable, db_errors, discard
+from app.store.bulk import Deletion, Job
+from app.store.errors import StorageUnavailable
 from app.store.postgres import PostgresWriter
 from app.store.sqlite import SqliteWriter
 from app.store.writer import Writer
@@ -79,15 +77,6 @@ def recorder_of(app: Flask) -> Recorder:
         budget = Budget(app.config["HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT"])
         recorder = app.extensions[EXTENSION] = Recorder(writer, budget)
     return recorder
-
-
-@dataclass
-class Job:
-    """A bulk deletion queued for the writer, a step each turn; ``done`` is set at its end."""
-
-    deletion: Deletion
-    done: Any
-    error: BaseException | None = None
 
 
 class Recorder:
@@ -186,21 +175,8 @@ class Recorder:
         return deletion.deleted
 
     def _step(self, deletion: Deletion) -> None:
-        """Delete one batch (SQLite under gevent: in the native thread, where waiting for the
-        lock stalls no one) and size the next from how long this one held the lock."""
-        conn = self._writer.own(self._writer.checkout())
-        try:
-            started = time.perf_counter()
-            if self._thread is not None:
-                self._thread.apply(bulk.step, (deletion, conn, True))
-            else:
-                bulk.step(deletion, conn, self._writer.sqlite)
-            deletion.size = bulk.next_size(deletion.size, time.perf_counter() - started)
-        except db_errors() as err:
-            discard(conn)
-            raise StorageUnavailable(str(err)) from err
-        finally:
-            conn.close()
+        # SQLite under gevent: in the native thread, where waiting for the lock stalls no one.
+        bulk.run_step(self._writer, deletion, self._thread)
 
     def _run(self) -> None:
         while True:
