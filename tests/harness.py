@@ -139,6 +139,8 @@ class Gunicorn:
         self.auth = ReadKeys()
 
     def start(self, timeout: float = 30) -> Gunicorn:
+        # A restart appends to the same log: count only this start's workers.
+        served_before = self.log_text().count(SERVING)
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -163,12 +165,12 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_path.read_text()[-4000:]}")
             try:
                 if (
-                    self.log_text().count(SERVING) >= workers
+                    self.log_text().count(SERVING) >= served_before + workers
                     and requests.get(self.url + "/healthz", timeout=1).status_code == 200
                 ):
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a busy machine's worker not answering yet
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer in {timeout}s:\n{self.log_text()[-4000:]}")

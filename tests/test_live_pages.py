@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from app.domain.models import SUMMARY_TEXT_MAX
 from app.extensions import socketio
 
 
@@ -122,6 +121,8 @@ LONG = "a" * 5000
 
 
 def test_summaries_cut_long_paths_and_queries_and_say_so(client, new_bin, socket_client):
+    from app.domain.models import SUMMARY_TEXT_MAX
+
     bin_id = new_bin["id"]
     socket_client.emit("watch", {"bin": bin_id, "after": None}, callback=True)
     assert client.post(f"/h/{bin_id}/{LONG}?q={LONG}", data=b"x").status_code == 200
