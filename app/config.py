@@ -40,6 +40,8 @@ STORAGE_CHECK_SECONDS = 5
 # Operator tokens are compared as digests; short ones could be guessed.
 MIN_TOKEN_CHARS = 16
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+# Body bytes in flight per process by default (HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT, _in_flight).
+IN_FLIGHT = 256 * MIB
 
 
 class ConfigError(RuntimeError):
@@ -130,6 +132,24 @@ def _header_name(env: Mapping[str, str], name: str) -> str:
     if raw and not HEADER_NAME.fullmatch(raw):
         raise ConfigError(f"{name}={raw!r} must be a header name, like X-Forwarded-User")
     return raw
+
+
+def _in_flight(env: Mapping[str, str]) -> int:
+    """Body bytes one process holds at once, from a body's first byte until its commit.
+
+    The default takes 25 bodies of the default 10 MiB limit at once (or thousands of ordinary
+    webhooks of a few KiB): a worker holds ~1.1x a body while it is read and stored
+    (bench/README.md), so captures in flight stay under ~300 MiB of its memory. Never less than
+    one body of the largest size accepted.
+    """
+    largest = _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1)
+    value = _int(env, "HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT", max(IN_FLIGHT, largest), minimum=1)
+    if value < largest:
+        raise ConfigError(
+            f"HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT={value} must be at least"
+            f" HOOKSCOPE_MAX_BODY_BYTES ({largest}), or no body of the largest size could arrive"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -302,6 +322,7 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
         "HOOKSCOPE_RETRY_AFTER_SECONDS": _int(env, "HOOKSCOPE_RETRY_AFTER_SECONDS", 5, 1),
         "REDIS_URL": _redis_url(env),
         "HOOKSCOPE_MAX_BODY_BYTES": _int(env, "HOOKSCOPE_MAX_BODY_BYTES", 10 * MIB, minimum=1),
+        "HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT": _in_flight(env),
         # A capture's whole body must arrive within this time, or it is refused with 408.
         "HOOKSCOPE_BODY_TIMEOUT_SECONDS": _int(env, "HOOKSCOPE_BODY_TIMEOUT_SECONDS", 60, 1),
         # A request's line and headers must arrive within this time of the connection starting
@@ -317,6 +338,15 @@ def from_environment(instance_path: str, env: Mapping[str, str] | None = None) -
             env, "HOOKSCOPE_SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=100
         ),
         "HOOKSCOPE_REPLAY_LIMIT": _int(env, "HOOKSCOPE_REPLAY_LIMIT", 500, minimum=1),
+        # The live stream's bounds (app/live/watches.py, app/live/backlog.py): missed captures
+        # are replayed a page at a time, each page asked for by the client once it has the last;
+        # one connection watches a few bins, says watch a few times a minute, and is dropped
+        # when what waits to be sent to it passes either cap (it catches up by seq when back).
+        "HOOKSCOPE_REPLAY_PAGE": _int(env, "HOOKSCOPE_REPLAY_PAGE", 100, minimum=1),
+        "HOOKSCOPE_WATCHES_PER_SOCKET": _int(env, "HOOKSCOPE_WATCHES_PER_SOCKET", 10, minimum=1),
+        "HOOKSCOPE_WATCH_RATE": _rate(env, "HOOKSCOPE_WATCH_RATE", "20/minute"),
+        "HOOKSCOPE_LIVE_QUEUE_BYTES": _int(env, "HOOKSCOPE_LIVE_QUEUE_BYTES", MIB, minimum=4096),
+        "HOOKSCOPE_LIVE_QUEUE_PACKETS": _int(env, "HOOKSCOPE_LIVE_QUEUE_PACKETS", 2000, 10),
         # Full-text search on PostgreSQL (app/store/search/postgres.py): the requests one call
         # always searches through the GIN index, and how long it may go on past them.
         "HOOKSCOPE_SEARCH_CHUNK_REQUESTS": _int(

@@ -140,6 +140,8 @@ class Gunicorn:
 
     def start(self, timeout: float = 90) -> Gunicorn:
         # 90 s: at a load of 13 on two cores the migrations alone took 24 s.
+        # A restart appends to the same log: count only this start's workers.
+        served_before = self.log_text().count(SERVING)
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -164,7 +166,7 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_path.read_text()[-4000:]}")
             try:
                 if (
-                    self.log_text().count(SERVING) >= workers
+                    self.log_text().count(SERVING) >= served_before + workers
                     and requests.get(self.url + "/healthz", timeout=1).status_code == 200
                 ):
                     return self

@@ -15,10 +15,10 @@ from harness import ROOT, free_port
 
 from app import internals
 from app.ingest import server
-from app.live import fanout
+from app.live import backlog, fanout
 from app.store import engine
 
-RELIANCES = server.RELIANCES + fanout.RELIANCES + engine.RELIANCES
+RELIANCES = server.RELIANCES + fanout.RELIANCES + backlog.RELIANCES + engine.RELIANCES
 
 
 def owner_and_name(part: str) -> tuple[object, str]:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -83,6 +83,15 @@ class SummaryDict(TypedDict):
     rejected: bool
     pinned: bool
     delivery_id: str | None
+    # Present (true) when the list shape cut the path or query string (SUMMARY_TEXT_MAX).
+    path_truncated: NotRequired[bool]
+    query_string_truncated: NotRequired[bool]
+
+
+# A summary carries at most this many characters of path and of query string: a request line may
+# hold 64 KiB, and every list page, replay and live event repeats the summary. The detail has both
+# whole.
+SUMMARY_TEXT_MAX = 1024
 
 
 def summary(  # noqa: PLR0913 - one argument per field
@@ -99,9 +108,14 @@ def summary(  # noqa: PLR0913 - one argument per field
     rejected: bool,
     pinned: bool,
     delivery_id: str | None = None,
+    cut: bool = True,
 ) -> SummaryDict:
-    """A request's summary: the one shape of the list API, the live event and the page."""
-    return {
+    """A request's summary: the one shape of the list API, the live event and the page.
+
+    ``cut`` keeps at most SUMMARY_TEXT_MAX characters of the path and query string, flagging
+    what it cut; the detail view asks for them whole.
+    """
+    described: SummaryDict = {
         "bin": bin_id,
         "seq": seq,
         "method": method,
@@ -116,6 +130,13 @@ def summary(  # noqa: PLR0913 - one argument per field
         "pinned": pinned,
         "delivery_id": delivery_id,
     }
+    if cut and len(path) > SUMMARY_TEXT_MAX:
+        described["path"] = path[:SUMMARY_TEXT_MAX]
+        described["path_truncated"] = True
+    if cut and len(query_string) > SUMMARY_TEXT_MAX:
+        described["query_string"] = query_string[:SUMMARY_TEXT_MAX]
+        described["query_string_truncated"] = True
+    return described
 
 
 class Bin(db.Model):
@@ -225,7 +246,8 @@ class CapturedRequest(db.Model):
 
     payload: Mapped[Payload] = relationship(lazy="raise", cascade="all, delete-orphan")
 
-    def to_summary(self) -> SummaryDict:
+    def to_summary(self, cut: bool = True) -> SummaryDict:
+        """The list's shape (``cut``: long paths and query strings shortened, and flagged)."""
         return summary(
             self.bin_id,
             self.seq,
@@ -240,6 +262,7 @@ class CapturedRequest(db.Model):
             self.rejected,
             self.pinned,
             self.delivery_id,
+            cut,
         )
 
 

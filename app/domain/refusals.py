@@ -71,6 +71,13 @@ REASONS: dict[str, Reason] = {
         "refused by this bin's ingest protection",
         "they are in the list, marked 401; check the sender's credentials",
     ),
+    "bodies_in_flight": Reason(
+        503,
+        "HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT",
+        "refused because the server held as many body bytes as it takes at once",
+        "senders were told to retry (Retry-After); raise HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT if"
+        " the worker has the memory, or look for senders holding uploads open",
+    ),
     "storage_unavailable": Reason(
         503,
         None,

@@ -1,9 +1,15 @@
-"""Read a capture's body within its size and time limits; never a truncated copy.
+"""Read a capture's body within its size, time and memory limits; never a truncated copy.
 
 What a sender is told when its body is refused: 413 past HOOKSCOPE_MAX_BODY_BYTES (naming it)
 or past the bin's byte budget (its max_bytes), 408 past HOOKSCOPE_BODY_TIMEOUT_SECONDS, 400 when
-the body ends before its declared length or its last chunk. Nothing is stored in any of these
-cases.
+the body ends before its declared length or its last chunk, 503 with Retry-After when the
+process already holds HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT of bodies (app/store/inflight.py).
+Nothing is stored in any of these cases.
+
+The buffer grows as the body arrives, never from what the sender declared: a connection that
+declares 10 MiB and sends nothing holds nothing. Growing a bytearray reallocates it, and glibc
+moves a block of 1 MiB or more (every big body's, app/runtime/serving.py) by remapping its pages,
+not by copying them, so a big body is still held about once.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from typing import Any
 
 from app.domain import budgets
 from app.ingest.environ import BODY_TIMER, abandon
+from app.store.inflight import Hold
 
-# Bodies are read in pieces of this size into a buffer sized from Content-Length.
+# Bodies are read in pieces of up to this size (a read waits for its whole piece).
 READ_CHUNK = 256 * 1024
 
 Environ = dict[str, Any]
@@ -37,9 +44,14 @@ class BodyTimeout(Exception):
 
 
 def read_body(
-    environ: Environ, config: Mapping[str, Any], gevent: bool, bin_max_bytes: int | None = None
+    environ: Environ,
+    config: Mapping[str, Any],
+    gevent: bool,
+    hold: Hold,
+    bin_max_bytes: int | None = None,
 ) -> bytes | bytearray:
-    """Read the whole body, chunked or not, within the size and time limits; never truncate.
+    """Read the whole body, chunked or not, within the size, time and memory limits (``hold``
+    counts its bytes as they arrive); never truncate.
 
     ``bin_max_bytes`` is the bin's byte budget: a body bigger than that can never be kept.
     """
@@ -50,6 +62,8 @@ def read_body(
         limit = bin_max_bytes  # type: ignore[assignment]
     if declared is not None and declared > limit:
         raise too_large(environ, declared, limit, for_bin)
+    if declared is not None and declared > hold.budget.free:
+        raise busy(environ, config, hold)  # it could not fit: say so before it is sent
     stream = environ["wsgi.input"]
     timer = _body_timer(environ, config["HOOKSCOPE_BODY_TIMEOUT_SECONDS"]) if gevent else None
     try:
@@ -57,9 +71,9 @@ def read_body(
             timer.start()
         try:
             if declared is not None:
-                body = _read_exactly(stream, declared)
+                body = _read_exactly(stream, declared, hold)
             elif environ.get("wsgi.input_terminated"):
-                body = _read_to_end(stream, limit + 1)
+                body = _read_to_end(stream, limit + 1, hold)
                 if len(body) > limit:
                     raise too_large(environ, None, limit, for_bin)
             else:
@@ -67,6 +81,8 @@ def read_body(
         finally:
             if timer is not None:
                 timer.cancel()
+    except OverBudget:
+        raise busy(environ, config, hold) from None
     except BodyTimeout:
         abandon(environ)
         raise Refused(
@@ -86,6 +102,25 @@ def read_body(
             reason="body_incomplete",
         ) from None
     return body
+
+
+class OverBudget(Exception):
+    """The body's next bytes would pass HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT."""
+
+
+def busy(environ: Environ, config: Mapping[str, Any], hold: Hold) -> Refused:
+    """Refuse a body the process has no room for now; the connection closes undrained."""
+    hold.release()
+    abandon(environ)
+    return Refused(
+        503,
+        f"this server is holding as many body bytes as it takes at once"
+        f" ({mib(hold.budget.cap)}, HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT); nothing was stored,"
+        " retry later",
+        reason="bodies_in_flight",
+        Connection="close",
+        **{"Retry-After": str(config["HOOKSCOPE_RETRY_AFTER_SECONDS"])},
+    )
 
 
 def _body_timer(environ: Environ, seconds: int) -> Any:
@@ -146,35 +181,39 @@ def content_length(environ: Environ) -> int | None:
     return value
 
 
-def _read_exactly(stream: Any, size: int) -> bytes | bytearray:
-    """Read ``size`` bytes into one buffer allocated up front (no copies of big bodies)."""
+def _read_exactly(stream: Any, size: int, hold: Hold) -> bytes | bytearray:
+    """Read ``size`` bytes into a buffer that grows as they arrive (module docstring)."""
     if size <= READ_CHUNK:
         data = stream.read(size) if size else b""
         if len(data) != size:
             raise OSError("the body ended early")
+        _count(hold, size)
         return data
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    filled = 0
-    while filled < size:
-        chunk = stream.read(min(READ_CHUNK, size - filled))
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = stream.read(min(READ_CHUNK, size - len(buffer)))
         if not chunk:
             raise OSError("the body ended early")
-        view[filled : filled + len(chunk)] = chunk
-        filled += len(chunk)
-    view.release()
+        _count(hold, len(chunk))
+        buffer += chunk
     return buffer
 
 
-def _read_to_end(stream: Any, cap: int) -> bytes | bytearray:
+def _read_to_end(stream: Any, cap: int, hold: Hold) -> bytes | bytearray:
     """Read a self-terminating (chunked) body, stopping once it passes ``cap`` bytes."""
     buffer = bytearray()
     while len(buffer) < cap:
         chunk = stream.read(min(READ_CHUNK, cap - len(buffer)))
         if not chunk:
             break
+        _count(hold, len(chunk))
         buffer += chunk
     return buffer
+
+
+def _count(hold: Hold, n: int) -> None:
+    if not hold.take(n):
+        raise OverBudget
 
 
 def mib(n: int) -> str:

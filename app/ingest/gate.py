@@ -5,12 +5,13 @@ CSRF, templates, error pages), and at thousands of captures a second that work w
 cost; so a small WSGI layer in front of the Flask app takes every request under ``/h/`` and passes
 everything else on. What it does, in order: find the bin's settings, apply the flood limits (429;
 a request for a bin that does not exist counts against its sender and the server before its 404),
-check the instance's storage budget and free disk space (507), read the body within its size and
-time limits and the bin's byte budget (413, 408, 400 for a body cut short), store it
-through the group-commit writer (503 when storage fails, so a sender is never told "ok" for
-something not stored), choose the answer from the settings that transaction saw
-(app/ingest/answering.py), publish it to live watchers, answer (after the answer's delay, in
-this greenlet alone), note what was answered when it was not the default, and log one line.
+check the instance's storage budget and free disk space (507), read the body within its size,
+time and memory limits and the bin's byte budget (413, 408, 400 for a body cut short, 503 past
+the body bytes a process holds at once), store it through the group-commit writer (503 when
+storage fails, so a sender is never told "ok" for something not stored), choose the answer from
+the settings that transaction saw (app/ingest/answering.py), publish it to live watchers, answer
+(after the answer's delay, in this greenlet alone), note what was answered when it was not the
+default, and log one line.
 
 With HOOKSCOPE_CAPTURE_HOST set, captures are taken only on that host and everything else only
 on the others (app/ingest/hosts.py).
@@ -147,26 +148,30 @@ class CaptureGate:
         max_bytes = budgets.effective_max_bytes(
             settings.max_bytes, self.config["HOOKSCOPE_BIN_MAX_BYTES"]
         )
-        body = read_body(environ, self.config, self._gevent, max_bytes)
-        if self.metrics is not None:
-            environ[RECEIVED] = len(body)
-        snap = snapshot.take(
-            environ,
-            body,
-            mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
-            received_at=received_at,
-        )
-        stored_headers = headers_json(snap.headers)
-        size = budgets.stored_size(len(body), stored_headers, snap.url)
-        if max_bytes is not None and size > max_bytes:
-            too_big = budgets.too_big_for_bin(size, max_bytes, "request")
-            raise Refused(413, too_big.message, reason="bin_budget")
+        recorder = recorder_of(self.app)
+        hold = recorder.in_flight.hold()  # the body's bytes, from the first read to the commit
         try:
-            recorded = recorder_of(self.app).record(
-                bin_id, snap, environ.get("HTTP_AUTHORIZATION"), stored_headers
+            body = read_body(environ, self.config, self._gevent, hold, max_bytes)
+            if self.metrics is not None:
+                environ[RECEIVED] = len(body)
+            snap = snapshot.take(
+                environ,
+                body,
+                mount=environ.get("SCRIPT_NAME", "") + paths.capture_path(bin_id),
+                received_at=received_at,
+            )
+            stored_headers = headers_json(snap.headers)
+            size = budgets.stored_size(len(body), stored_headers, snap.url)
+            if max_bytes is not None and size > max_bytes:
+                too_big = budgets.too_big_for_bin(size, max_bytes, "request")
+                raise Refused(413, too_big.message, reason="bin_budget")
+            recorded = recorder.record(
+                bin_id, snap, environ.get("HTTP_AUTHORIZATION"), stored_headers, hold
             )
         except StorageUnavailable:
             raise self.unavailable() from None
+        finally:
+            hold.release()
         live.publish_storage_status(True, self.config["HOOKSCOPE_RETRY_AFTER_SECONDS"])
         if recorded is None:
             self.settings.forget(bin_id)
@@ -196,7 +201,7 @@ class CaptureGate:
 
     def publish(self, recorded: Recorded, snap: Snapshot) -> None:
         """Tell watchers about the stored capture, and forward it where the bin says."""
-        live.publish_capture(recorded, snap.headers, snap.body)
+        live.publish_capture(recorded, snap)
         if recorded.forwards:
             self.forward(recorded, snap)
 

@@ -1,16 +1,24 @@
 """Live updates over Socket.IO: one room per bin, a ``watch`` event to join, ``publish_*`` to tell.
 
 Protocol (default namespace):
-  client -> ``watch`` {"bin": id, "after": seq | null, "key": read key (optional with a cookie)}
-  ack    <- {"ok": true, "last_seq": n, "gap": bool} or {"ok": false, "error": "..."}
-  server -> ``captured`` summary: first those missed after ``after`` (oldest first), then new ones;
+  client -> ``watch`` {"bin": id, "after": seq | null, "key": read key (optional with a cookie),
+            "paged": true}
+  ack    <- {"ok": true, "last_seq": n, "gap": bool, "more": bool, "through": seq}
+            or {"ok": false, "error": "...", "code": "..."}
+  client -> ``replay`` {"bin": id} while ``more``: the catch-up's next page
+  ack    <- {"ok": true, "bin": id, "more": bool, "through": seq}
+  server -> ``captured`` summary: first those missed after ``after`` (oldest first, a page per
+            watch or replay), then new ones;
             ``deleted`` {"bin", "seqs"}, ``cleared`` {"bin"}, ``pinned`` summary,
             ``bin_updated`` bin, ``bin_deleted`` {"bin"};
             ``refused`` {"bin"}: captures were refused (read GET /api/v1/bins/<id>/usage), at most
             once per bin per process every 2 s (app/ingest/tally.py);
             to every client: ``storage`` {"ok": bool, "retry_after": seconds}.
 A client keeps the highest seq it has seen and ignores repeats: around a join the same request can
-come both from the catch-up and from the room.
+come both from the catch-up and from the room. While a catch-up goes on, it resumes after
+``through`` (everything up to it has been sent), not after the newest seq it has seen. A client
+that does not say ``paged`` gets one page, with ``gap`` when older ones were left out. A
+connection that does not read what is sent to it is dropped (app/live/backlog.py).
 
 Under gevent, events are sent by one publisher greenlet per process, in the order they were
 published: the capture (or API call) that published one is answered without waiting for its
@@ -28,9 +36,10 @@ from typing import Any
 import socketio as sio
 from flask import Flask
 
+from app.domain.capture import Snapshot
 from app.domain.models import BinDict, SummaryDict
 from app.extensions import socketio, under_gevent
-from app.live import fanout, full, resilient
+from app.live import backlog, fanout, full, resilient
 from app.live.publisher import Publisher
 from app.store.batch import Recorded
 
@@ -70,6 +79,12 @@ def init_app(app: Flask) -> None:
         transports=["websocket"] if queue else ["polling", "websocket"],
     )
     _fanout_modes[socketio.server] = fanout.install(socketio.server)
+    # After the fan-out: what it cannot write straight out goes through the capped queue.
+    backlog.install(
+        socketio.server,
+        app.config["HOOKSCOPE_LIVE_QUEUE_BYTES"],
+        app.config["HOOKSCOPE_LIVE_QUEUE_PACKETS"],
+    )
 
 
 _fanout_modes: weakref.WeakKeyDictionary[sio.Server, str] = weakref.WeakKeyDictionary()
@@ -95,14 +110,12 @@ def _publish(event: str, data: Any, bin_id: str | None, to: str | None = None) -
     publisher.put(event, data, to)
 
 
-def publish_capture(
-    recorded: Recorded, headers: list[list[str]] | None = None, body: bytes | None = None
-) -> None:
+def publish_capture(recorded: Recorded, snap: Snapshot | None = None) -> None:
     """Tell every page watching the bin about a committed capture (and what retention dropped);
-    with its headers and body, tell watchers of captures in full too (app/live/full.py)."""
+    with the request itself, tell watchers of captures in full too (app/live/full.py)."""
     bin_id = recorded.summary["bin"]
-    if headers is not None and body is not None:
-        event = full.event_for(recorded.summary, headers, body)
+    if snap is not None:
+        event = full.event_for(recorded.summary, snap)
         if event is not None:
             _publish(full.CAPTURED_FULL, event, bin_id, to=full.room(bin_id))
     _publish(CAPTURED, recorded.summary, bin_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 import socketio as sio
 
+from app.domain.capture import Snapshot
 from app.domain.models import SummaryDict
 from app.extensions import socketio
 
@@ -34,16 +35,22 @@ def offered() -> bool:
     return not isinstance(socketio.server.manager, sio.PubSubManager)
 
 
-def event_for(summary: SummaryDict, headers: list[list[str]], body: bytes) -> dict[str, Any] | None:
-    """Build the full event of a stored capture, or None when no watcher here would get it."""
+def event_for(summary: SummaryDict, snap: Snapshot) -> dict[str, Any] | None:
+    """Build the full event of a stored capture, or None when no watcher here would get it.
+
+    The path and query string are whole, as stored (a summary cuts long ones)."""
     if not offered():
         return None
     watchers = socketio.server.manager.get_participants("/", room(summary["bin"]))
     if next(iter(watchers), None) is None:
         return None
+    body = snap.body
     small = len(body) <= MAX_BODY_BYTES
+    event: dict[str, Any] = {**summary, "path": snap.path, "query_string": snap.query_string}
+    event.pop("path_truncated", None)
+    event.pop("query_string_truncated", None)
     return {
-        **summary,
-        "headers": headers,
+        **event,
+        "headers": snap.headers,
         "body_base64": base64.b64encode(body).decode("ascii") if small else None,
     }

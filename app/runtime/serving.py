@@ -57,7 +57,7 @@ def on_starting(server) -> None:
 
     from app import config, create_app, internals, logs
     from app.ingest import server as ingest_server  # not to hide ``server``, gunicorn's arbiter
-    from app.live import fanout, resilient
+    from app.live import backlog, fanout, resilient
     from app.runtime import exporter
     from app.store import bins, engine
 
@@ -66,6 +66,7 @@ def on_starting(server) -> None:
     internals.enforce(
         ingest_server.RELIANCES
         + fanout.RELIANCES
+        + backlog.RELIANCES
         + resilient.RELIANCES
         + engine.RELIANCES
         + exporter.RELIANCES

@@ -20,6 +20,7 @@ from app.domain import budgets, expiry, settings
 from app.domain.capture import Snapshot
 from app.domain.models import SummaryDict, summary
 from app.domain.settings import BinSettings
+from app.store.inflight import Hold
 
 log = logging.getLogger("hookscope.recording")
 
@@ -78,6 +79,7 @@ class Pending:
     authorization: str | None
     headers_json: str
     done: Any = None  # the event the sender waits on (gevent or threading)
+    hold: Hold | None = None  # the body's bytes in flight, released when the batch has ended
     result: Recorded | None = None
     error: BaseException | None = None
     # What the capture holds as stored (app/domain/budgets.py).

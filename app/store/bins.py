@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain import bins as rules
 from app.domain import clock, expiry, keys
 from app.domain.models import Bin
 from app.extensions import db
+from app.store.bulk import Deletion
 from app.store.engine import begin_write
+from app.store.recorder import recorder_of
 from app.store.settings import cache_of
 
 
@@ -97,10 +99,9 @@ def _write(bin_: Bin, values: dict[str, object]) -> None:
 
 
 def delete_bin(bin_id: str) -> None:
-    """Delete a bin with all its requests."""
-    begin_write()
-    db.session.execute(delete(Bin).where(Bin.id == bin_id))
-    db.session.commit()
+    """Delete a bin with all its requests, in bounded batches (app/store/bulk.py)."""
+    db.session.commit()  # the batches are written through the writer's connections
+    recorder_of(current_app).bulk(Deletion(bin_id, drop_bin=True))
     cache_of(current_app).forget(bin_id)
 
 
@@ -120,19 +121,24 @@ def touch(bin_: Bin) -> None:
 
 
 def prune(now: datetime | None = None) -> list[str]:
-    """Delete every bin whose expiry has passed; return their ids."""
+    """Delete every bin whose expiry has passed; return their ids.
+
+    Each in bounded batches (app/store/bulk.py), for as long as it stays expired: a capture
+    arriving meanwhile renews it, and it is kept with what it still holds.
+    """
     now = now or clock.now()
-    begin_write()
     expired = db.session.scalars(
         select(Bin.id).where(Bin.expires_at.is_not(None), Bin.expires_at < now)
     ).all()
-    if expired:
-        db.session.execute(delete(Bin).where(Bin.id.in_(expired)))
     db.session.commit()
-    cache = cache_of(current_app)
+    recorder, cache, pruned = recorder_of(current_app), cache_of(current_app), []
     for bin_id in expired:
+        deletion = Deletion(bin_id, drop_bin=True, expired_at=now)
+        recorder.bulk(deletion)
         cache.forget(bin_id)
-    return list(expired)
+        if deletion.dropped:
+            pruned.append(bin_id)
+    return pruned
 
 
 def ensure_fixed(declared: list[dict[str, str]]) -> list[str]:

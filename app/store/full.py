@@ -28,6 +28,7 @@ _SUMMARY = (
     CapturedRequest.status,
     CapturedRequest.rejected,
     CapturedRequest.pinned,
+    CapturedRequest.delivery_id,
 )
 
 
@@ -83,7 +84,7 @@ def after(bin_id: str, seq: int, limit: int, max_bytes: int) -> FullPage:
     rows = db.session.execute(_ROWS, {"bin_id": bin_id, "after": seq, "last": last}).all()
     captures = [
         Full(
-            summary(*row[:8], isoformat(row.received_at), *row[9:12]),
+            summary(*row[:8], isoformat(row.received_at), *row[9:13], cut=False),
             row.headers,
             row.body,
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -33,10 +34,12 @@ from app.domain.capture import Snapshot
 from app.extensions import db, under_gevent
 from app.runtime import metrics
 from app.store import batch as batches
-from app.store import threads
+from app.store import bulk, threads
 from app.store.answers import AnswerNote
 from app.store.batch import Pending, Recorded
+from app.store.bulk import Deletion, Job
 from app.store.errors import StorageUnavailable
+from app.store.inflight import Budget, Hold
 from app.store.postgres import PostgresWriter
 from app.store.sqlite import SqliteWriter
 from app.store.writer import Writer
@@ -58,6 +61,8 @@ CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
 # Where the capture gate puts its answerer (app/store/batch.py's Answerer) for the writer.
 ANSWERER = "hookscope.answerer"
+# A recorder made without a budget (scripts, tests) counts bodies against this.
+DEFAULT_BUDGET = 256 * 1024 * 1024
 
 
 def writer_for(engine: Engine, busy_timeout_ms: int, bin_max_bytes: int | None = None) -> Writer:
@@ -80,18 +85,23 @@ def recorder_of(app: Flask) -> Recorder:
         timeout = app.config["HOOKSCOPE_OUTBOUND_TIMEOUT_SECONDS"]
         writer.forward_lease_seconds = forwarding.lease_seconds(timeout)
         writer.answerer = app.extensions.get(ANSWERER)
-        recorder = app.extensions[EXTENSION] = Recorder(writer)
+        budget = Budget(app.config["HOOKSCOPE_MAX_BODY_BYTES_IN_FLIGHT"])
+        recorder = app.extensions[EXTENSION] = Recorder(writer, budget)
     return recorder
 
 
 class Recorder:
     """One per process: queues captures and writes them in batches (see the module docstring)."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, budget: Budget | None = None) -> None:
         self._writer = writer
+        # Body bytes in flight (app/store/inflight.py): each queued capture holds its body's
+        # until its batch has ended, so the queue is bounded by the same budget as reading.
+        self.in_flight = budget or Budget(DEFAULT_BUDGET)
         self._pending: list[Pending] = []
         # What captures were answered (app/store/answers.py), written after their own batches.
         self._notes: list[AnswerNote] = []
+        self._jobs: deque[Job] = deque()
         self._gevent = under_gevent()
         if self._gevent:
             import gevent
@@ -130,18 +140,24 @@ class Recorder:
         snap: Snapshot,
         authorization: str | None = None,
         headers_json: str | None = None,
+        hold: Hold | None = None,
     ) -> Recorded | None:
         """Store one capture and return once it is committed; None when the bin does not exist.
 
-        ``headers_json`` is ``batch.headers_json(snap.headers)`` when the caller has it already.
-        Raises StorageUnavailable when the database could not store it.
+        ``headers_json`` is ``batch.headers_json(snap.headers)`` when the caller has it already;
+        ``hold`` (its body's bytes in flight) is released when the batch's transaction has
+        ended. Raises StorageUnavailable when the database could not store it.
         """
         if headers_json is None:
             headers_json = batches.headers_json(snap.headers)
         item = Pending(bin_id, snap, authorization, headers_json)
+        item.hold = hold
         if not self._gevent:
-            with self._lock:
-                self._write([item])
+            try:
+                with self._lock:
+                    self._write([item])
+            finally:
+                _release(item)
             return item.result
         item.done = self._event()
         self._pending.append(item)
@@ -160,21 +176,53 @@ class Recorder:
         self._notes.append(note)
         self._wake.set()
 
+    def bulk(self, deletion: Deletion) -> int:
+        """Run a bulk deletion to its end, a bounded batch at a time in the writer's order
+        (app/store/bulk.py); return how many requests it deleted. Raises StorageUnavailable.
+
+        On SQLite under gevent the deletion is queued for the writer, which takes turns: a batch
+        of captures, then one batch of the deletion (in its native thread). Elsewhere each batch
+        is a short transaction of the caller's: PostgreSQL waits cooperatively, and in-process
+        (tests, the CLI) batches take the recorder's lock in turn with captures.
+        """
+        if self._gevent and self._thread is not None:
+            job = Job(deletion, self._event())
+            self._jobs.append(job)
+            self._wake.set()
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+        while not deletion.done:
+            if self._gevent:
+                self._step(deletion)
+            else:
+                with self._lock:
+                    self._step(deletion)
+        return deletion.deleted
+
+    def _step(self, deletion: Deletion) -> None:
+        # SQLite under gevent: in the native thread, where waiting for the lock stalls no one.
+        bulk.run_step(self._writer, deletion, self._thread)
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            while self._pending or self._notes:
+            while self._pending or self._notes or self._jobs:
+                # Captures, notes of answers and bulk deletions take turns.
                 if self._pending:
-                    self._store_batch()
+                    self._store(self._take())
                 if self._notes:
                     # After each batch: notes gather while a batch commits, so under load a
                     # burst's notes take one transaction, and a steady flow never starves them.
                     notes, self._notes = self._notes[:MAX_NOTES], self._notes[MAX_NOTES:]
                     self._write_notes(notes)
+                if self._jobs:
+                    self._run_job(self._jobs.popleft())
 
-    def _store_batch(self) -> None:
-        batch = self._take()
+    def _store(self, batch: list[Pending]) -> None:
+        """Write one batch and wake its senders. (Its own frame: once it returns, the writer
+        holds no capture, whose body can be 25 MB, while it waits for the next batch.)"""
         if metrics.current is not None:
             metrics.current.batches.observe(len(batch))
         try:
@@ -188,11 +236,22 @@ class Recorder:
             for item in batch:
                 item.error = err
         for item in batch:
+            _release(item)
             item.done.set()
         if self._indexer is not None:
             self._stored.set()
-        # Hold no capture (a body can be 25 MB) while waiting for the next batch: the frame
-        # that held it ends here.
+
+    def _run_job(self, job: Job) -> None:
+        """Run one step of a queued deletion; queue it again, last, until it is done."""
+        try:
+            self._step(job.deletion)
+        except BaseException as err:  # the caller raises it; the writer goes on
+            job.error = err
+        self._stored.set()  # the indexer checkpoints the WAL the deletion grew
+        if job.deletion.done or job.error is not None:
+            job.done.set()
+        else:
+            self._jobs.append(job)
 
     def _write_notes(self, notes: list[AnswerNote]) -> None:
         """Write notes of answers in a transaction of their own; a failure costs only them."""
@@ -305,3 +364,8 @@ class Recorder:
                 threads.run(self._thread, self._writer.write, conn, batch)
         finally:
             conn.close()  # back to the pool (an invalidated one is simply dropped)
+
+
+def _release(item: Pending) -> None:
+    if item.hold is not None:
+        item.hold.release()

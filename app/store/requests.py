@@ -9,12 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from flask import current_app
+from sqlalchemy import Row, Select, delete, func, select, update
 
 from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from app.domain.models import AnswerRow, Bin, CapturedRequest, Payload, SummaryDict
+from app.domain.models import (
+    SUMMARY_TEXT_MAX,
+    AnswerRow,
+    Bin,
+    CapturedRequest,
+    Payload,
+    SummaryDict,
+    isoformat,
+    summary,
+)
 from app.extensions import db
+from app.store.bulk import Deletion
 from app.store.engine import begin_write
+from app.store.recorder import recorder_of
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ def page(
     provider's attempts at one delivery, together.
     """
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
-    query = select(CapturedRequest).where(CapturedRequest.bin_id == bin_id)
+    query = _summaries().where(CapturedRequest.bin_id == bin_id)
     if before is not None:
         query = query.where(CapturedRequest.seq < before)
     if method:
@@ -52,21 +64,65 @@ def page(
         query = query.where(CapturedRequest.received_at < until)
     if delivery is not None:
         query = query.where(CapturedRequest.delivery_id == delivery)
-    rows = db.session.scalars(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
+    rows = db.session.execute(query.order_by(CapturedRequest.seq.desc()).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([r.to_summary() for r in rows], rows[-1].seq if more else None)
+    return Page([_summary(r) for r in rows], rows[-1].seq if more else None)
 
 
-def since(bin_id: str, after: int, limit: int) -> list[SummaryDict]:
-    """Return up to ``limit`` of the newest summaries with ``seq > after``, oldest first."""
-    rows = db.session.scalars(
-        select(CapturedRequest)
+def _summaries() -> Select:
+    """The summary's columns, the path and query string read no longer than a summary shows
+    them (one character more tells that they were cut): a page of 64 KiB paths stays small."""
+    c = CapturedRequest
+    return select(
+        c.bin_id,
+        c.seq,
+        c.method,
+        func.substr(c.path, 1, SUMMARY_TEXT_MAX + 1).label("path"),
+        func.substr(c.query_string, 1, SUMMARY_TEXT_MAX + 1).label("query_string"),
+        c.content_type,
+        c.body_size,
+        c.remote_addr,
+        c.received_at,
+        c.status,
+        c.rejected,
+        c.pinned,
+        c.delivery_id,
+    )
+
+
+def _summary(row: Row) -> SummaryDict:
+    return summary(*row[:8], isoformat(row.received_at), *row[9:])
+
+
+def replay_start(bin_id: str, after: int, limit: int) -> tuple[int, bool]:
+    """Where a catch-up after ``after`` starts, and whether older misses are left out: only the
+    newest ``limit`` requests with ``seq > after`` are replayed. Reads seqs only (the index)."""
+    seqs = db.session.scalars(
+        select(CapturedRequest.seq)
         .where(CapturedRequest.bin_id == bin_id, CapturedRequest.seq > after)
         .order_by(CapturedRequest.seq.desc())
-        .limit(limit)
+        .limit(limit + 1)
     ).all()
-    return [r.to_summary() for r in reversed(rows)]
+    if len(seqs) <= limit:
+        return after, False
+    return seqs[limit], True
+
+
+def replay_page(bin_id: str, after: int, until: int, limit: int) -> tuple[list[SummaryDict], bool]:
+    """Up to ``limit`` summaries with ``after < seq <= until``, oldest first; and whether more
+    are left."""
+    rows = db.session.execute(
+        _summaries()
+        .where(
+            CapturedRequest.bin_id == bin_id,
+            CapturedRequest.seq > after,
+            CapturedRequest.seq <= until,
+        )
+        .order_by(CapturedRequest.seq)
+        .limit(limit + 1)
+    ).all()
+    return [_summary(r) for r in rows[:limit]], len(rows) > limit
 
 
 def find(bin_id: str, seq: int) -> CapturedRequest | None:
@@ -115,24 +171,17 @@ def delete_request(bin_id: str, seq: int) -> bool:
 
 
 def clear(bin_id: str, *, include_pinned: bool = False) -> int:
-    """Delete a bin's requests (pinned ones stay unless asked); return how many went."""
-    begin_write()
-    condition = CapturedRequest.bin_id == bin_id
-    if not include_pinned:
-        condition = condition & CapturedRequest.pinned.is_(False)
-    gone = db.session.execute(delete(CapturedRequest).where(condition)).rowcount
-    # What stays (pinned requests, or nothing) is counted afresh: clearing is rare, and this
-    # sets the counters right whatever they were.
-    remaining, held = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(CapturedRequest.stored_bytes), 0)).where(
-            CapturedRequest.bin_id == bin_id
-        )
-    ).one()
-    db.session.execute(
-        update(Bin).where(Bin.id == bin_id).values(request_count=remaining, stored_bytes=held)
-    )
-    db.session.commit()
-    return gone
+    """Delete a bin's requests (pinned ones stay unless asked); return how many went.
+
+    What the bin held when asked goes; captures arriving meanwhile stay. In bounded batches
+    in the writer's order, so captures to every bin go on meanwhile (app/store/bulk.py).
+    """
+    through = db.session.scalar(select(Bin.last_seq).where(Bin.id == bin_id))
+    db.session.commit()  # the batches are written through the writer's connections
+    if through is None:
+        return 0
+    deletion = Deletion(bin_id, through=through, include_pinned=include_pinned)
+    return recorder_of(current_app).bulk(deletion)
 
 
 def set_pinned(bin_id: str, seq: int, pinned: bool) -> SummaryDict | None:

@@ -118,10 +118,7 @@ class SqliteWriter(Writer):
         self._write_in_transaction(conn, batch, wait=True)
 
     def _write_in_transaction(self, conn: Any, batch: list[Pending], *, wait: bool) -> bool:
-        cur = conn.cursor()  # autocommit mode: we say when the transaction starts, and how
-        if self.checkpoint_apart and not conn.info.get(_NO_AUTOCHECKPOINT):
-            cur.execute("PRAGMA wal_autocheckpoint = 0")
-            conn.info[_NO_AUTOCHECKPOINT] = True
+        cur = self.own(conn).cursor()  # autocommit mode: we say when a transaction starts
         try:
             cur.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
@@ -150,10 +147,7 @@ class SqliteWriter(Writer):
         return written
 
     def _notes_in_transaction(self, conn: Any, notes: list[AnswerNote], *, wait: bool) -> bool:
-        cur = conn.cursor()
-        if self.checkpoint_apart and not conn.info.get(_NO_AUTOCHECKPOINT):
-            cur.execute("PRAGMA wal_autocheckpoint = 0")
-            conn.info[_NO_AUTOCHECKPOINT] = True
+        cur = self.own(conn).cursor()
         try:
             cur.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
@@ -168,6 +162,14 @@ class SqliteWriter(Writer):
             discard(conn)
             raise StorageUnavailable(str(err)) from err
         return True
+
+    def own(self, conn: Any) -> Any:
+        """Make a connection the writer's: without SQLite's automatic checkpoint when the
+        Recorder checkpoints apart, so that no commit copies the WAL back on the event loop."""
+        if self.checkpoint_apart and not conn.info.get(_NO_AUTOCHECKPOINT):
+            conn.cursor().execute("PRAGMA wal_autocheckpoint = 0")
+            conn.info[_NO_AUTOCHECKPOINT] = True
+        return conn
 
     def index(self, conn: Any) -> bool:
         """Index a batch of the requests queued for search; tell whether more are queued.

@@ -37,6 +37,10 @@ class Writer:
         """A pooled DB-API connection (pinged first); StorageUnavailable when there is none."""
         return pooled(self._engine)
 
+    def own(self, conn: Any) -> Any:
+        """Tune a pooled connection for the writer's transactions (SQLite: its checkpoints)."""
+        return conn
+
     def write(self, conn: Any, batch: list[Pending]) -> None:
         """Store the batch in one transaction and set each item's result, or raise for all."""
         raise NotImplementedError

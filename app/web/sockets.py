@@ -1,4 +1,5 @@
-"""Socket.IO handlers, beside the HTTP routes: ``watch`` joins a bin's room (app/live/)."""
+"""Socket.IO handlers, beside the HTTP routes: ``watch`` joins a bin's room and starts catching
+the client up; ``replay`` sends the catch-up's next page (app/live/watches.py has the bounds)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,51 @@ from typing import Any
 from flask import current_app, request
 from flask_socketio import emit, join_room
 
-from app.domain.models import SummaryDict
 from app.extensions import socketio
 from app.live import CAPTURED, full, room
+from app.live.watches import Replay, Watches, has_room, may_watch
 from app.runtime import metrics
 from app.store import requests as stored
 from app.web import access
 
+_watches = Watches()  # this process's connections
+
 
 @socketio.on("watch")
 def on_watch(data: Any) -> dict[str, Any]:
-    """Join a bin's room and replay what the client missed."""
+    """Join a bin's room and send the first page of what the client missed.
+
+    A client that says ``paged: true`` gets ``more`` and ``through`` in the answer and asks for
+    the next page with ``replay``; one that does not gets the newest page of what it missed,
+    with ``gap: true`` when older ones were left out (reload the list), as before pages.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("bin"), str):
         return {"ok": False, "error": "watch needs {'bin': '<id>', 'after': <seq or null>}"}
     after = data.get("after")
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
         return {"ok": False, "error": "'after' must be a sequence number or null"}
+    config = current_app.config
+    conn = _watches.of(request.sid, config["HOOKSCOPE_WATCH_RATE"])
+    if not may_watch(conn):
+        # Each watch may replay a page: a client asking faster than any page would is cut off.
+        socketio.start_background_task(_disconnect, request.sid)
+        return _refused(
+            "watch_rate",
+            f"this connection said watch more often than {config['HOOKSCOPE_WATCH_RATE']}"
+            " (HOOKSCOPE_WATCH_RATE) and is closed; connect again",
+        )
     key = data.get("key") if isinstance(data.get("key"), str) else None
     bin_ = access.readable(data["bin"], key)
     if bin_ is None:
         # The same answer for a missing bin and a wrong key.
         return {"ok": False, "error": "no such bin, or this key does not open it"}
+    most = config["HOOKSCOPE_WATCHES_PER_SOCKET"]
+    if not has_room(conn, bin_.id, most):
+        return _refused(
+            "too_many_watches",
+            f"this connection watches {most} bins, the most it may"
+            " (HOOKSCOPE_WATCHES_PER_SOCKET); open another connection",
+        )
     # Join first, then read: a capture committed in between arrives twice, never zero times.
     join_room(room(bin_.id))
     # A relay asks for captures in full (app/live/full.py), where this server offers them.
@@ -35,29 +60,77 @@ def on_watch(data: Any) -> dict[str, Any]:
     if in_full:
         join_room(full.room(bin_.id))
     _watching(True)
-    missed = [] if after is None else _missed(bin_.id, after)
-    for summary in missed:
-        emit(CAPTURED, summary)
-    last_seq = max([bin_.last_seq, after or 0] + [s["seq"] for s in missed])
-    # The replay is capped: when the cap was hit, older misses were left out and the page reloads.
-    capped = len(missed) >= current_app.config["HOOKSCOPE_REPLAY_LIMIT"]
-    gap = capped and missed[0]["seq"] > after + 1
-    answer = {"ok": True, "bin": bin_.id, "last_seq": last_seq, "gap": gap}
-    return {**answer, "full": in_full} if "full" in data else answer
+    paged = data.get("paged") is True
+    ack: dict[str, Any] = {"ok": True, "bin": bin_.id, "last_seq": max(bin_.last_seq, after or 0)}
+    if "full" in data:
+        ack["full"] = in_full
+    if after is None:
+        conn.bins[bin_.id] = None
+        ack["gap"] = False
+        return {**ack, "more": False, "through": ack["last_seq"]} if paged else ack
+    # Unpaged clients get one page at most: nothing asks for a second.
+    limit = config["HOOKSCOPE_REPLAY_LIMIT"]
+    if not paged:
+        limit = min(limit, config["HOOKSCOPE_REPLAY_PAGE"])
+    start, ack["gap"] = stored.replay_start(bin_.id, after, limit)
+    replay = conn.bins[bin_.id] = Replay(start, ack["last_seq"])
+    more = _send_page(bin_.id, replay)
+    ack["last_seq"] = max(ack["last_seq"], replay.through)
+    if not more:
+        conn.bins[bin_.id] = None
+    return {**ack, "more": more, "through": replay.through} if paged else ack
 
 
-def _missed(bin_id: str, after: int) -> list[SummaryDict]:
-    return stored.since(bin_id, after, current_app.config["HOOKSCOPE_REPLAY_LIMIT"])
+@socketio.on("replay")
+def on_replay(data: Any) -> dict[str, Any]:
+    """Send the next page of a bin's catch-up, once the client has had the last one."""
+    bin_id = data.get("bin") if isinstance(data, dict) else None
+    conn = _watches.by_sid.get(request.sid)
+    replay = conn.bins.get(bin_id) if conn is not None and isinstance(bin_id, str) else None
+    if conn is None or replay is None:
+        return _refused(
+            "no_replay", "nothing more to replay for this bin here; send watch with after"
+        )
+    if replay.busy:
+        return _refused("replay_busy", "a page is on its way; ask again once it has arrived")
+    more = _send_page(bin_id, replay)
+    if not more:
+        conn.bins[bin_id] = None
+    return {"ok": True, "bin": bin_id, "more": more, "through": replay.through}
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_reason: Any) -> None:
+    """A socket that goes away watches nothing any more."""
+    _watches.forget(request.sid)
+    _watching(False)
+
+
+def _send_page(bin_id: str, replay: Replay) -> bool:
+    """Emit the next page of the catch-up, oldest first; tell whether more are left."""
+    replay.busy = True
+    try:
+        page, more = stored.replay_page(
+            bin_id, replay.through, replay.until, current_app.config["HOOKSCOPE_REPLAY_PAGE"]
+        )
+        for summary in page:
+            emit(CAPTURED, summary)
+    finally:
+        replay.busy = False
+    replay.through = page[-1]["seq"] if more else max(replay.until, replay.through)
+    return more
+
+
+def _refused(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}
+
+
+def _disconnect(sid: str) -> None:
+    socketio.server.disconnect(sid)
 
 
 # This process's sockets that watch a bin, for the live_watchers gauge (app/runtime/metrics.py).
 _watchers: set[str] = set()
-
-
-@socketio.on("disconnect")
-def on_disconnect(*_: Any) -> None:
-    """A socket that goes away watches nothing any more."""
-    _watching(False)
 
 
 def _watching(now: bool) -> None:

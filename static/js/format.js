@@ -60,11 +60,16 @@ export function relativeTime(date, now = new Date()) {
   return `${days} day${days === 1 ? "" : "s"} ago`;
 }
 
-/** What a request hit below the bin, as sent: "/" for the bin root, then "?query" if any. */
+/**
+ * What a request hit below the bin, as sent: "/" for the bin root, then "?query" if any. A list
+ * summary carries at most 1,024 characters of each (the detail has them whole): what was cut
+ * ends with "…".
+ */
 export function requestTarget(summary) {
   const path = summary.path ? String(summary.path) : "/";
+  if (summary.path_truncated === true) return `${path}…`;
   const query = summary.query_string ? `?${summary.query_string}` : "";
-  return path + query;
+  return path + query + (summary.query_string_truncated === true ? "…" : "");
 }
 
 const KNOWN_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);

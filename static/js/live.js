@@ -2,6 +2,8 @@
 
 const WATCH_TIMEOUT_MS = 10000;
 
+const isSeq = (value) => Number.isSafeInteger(value) && value >= 0;
+
 const LABELS = {
   connecting: "Connecting…",
   live: "Live",
@@ -18,9 +20,10 @@ export function showStatus(el, state, detail = "") {
 
 /**
  * Connect and watch a bin. `after()` returns the highest seq the page has (or null); every
- * `captured` summary goes to `onCaptured`; `onGap` is called when the server could not replay
- * everything that was missed; `onStatus(state, detail)` follows the connection; `on` maps the
- * other server events (deleted, cleared, pinned, bin_updated, bin_deleted) to handlers.
+ * `captured` summary goes to `onCaptured`, what was missed first, a page at a time; `onGap` is
+ * called when the server could not replay everything that was missed; `onStatus(state, detail)`
+ * follows the connection; `on` maps the other server events (deleted, cleared, pinned,
+ * bin_updated, bin_deleted) to handlers.
  */
 export function watchBin({ binId, after, onCaptured, onGap, onStatus, on = {} }) {
   // io() comes from the vendored socket.io.min.js, loaded before this module.
@@ -40,21 +43,57 @@ export function watchBin({ binId, after, onCaptured, onGap, onStatus, on = {} })
     });
   }
 
-  const watch = () => {
-    onStatus("connecting");
-    socket.timeout(WATCH_TIMEOUT_MS).emit("watch", { bin: binId, after: after() }, (err, ack) => {
+  // While a catch-up goes on, a reconnect resumes after what its pages have brought (`through`),
+  // not after the newest seq seen: captures arriving live meanwhile are newer than the pages
+  // still to come.
+  let resumeAfter = null;
+  // Answers meant for an earlier connection are ignored: that connection's watch is over.
+  let connection = 0;
+
+  const ask = (event, payload, answered) => {
+    const mine = connection;
+    socket.timeout(WATCH_TIMEOUT_MS).emit(event, payload, (err, ack) => {
+      if (mine !== connection) return;
       if (err) {
         // No answer: drop the connection and let the client reconnect and ask again.
         onStatus("reconnecting", "The server did not answer; retrying.");
         socket.disconnect().connect();
         return;
       }
+      answered(ack);
+    });
+  };
+
+  // The server replays what was missed a page at a time: ask for the next once one has come.
+  const catchUp = (ack) => {
+    if (ack.more !== true || !isSeq(ack.through)) {
+      resumeAfter = null;
+      return;
+    }
+    resumeAfter = ack.through;
+    ask("replay", { bin: binId }, (next) => {
+      if (next && next.ok === true) {
+        catchUp(next);
+        return;
+      }
+      // The server has no catch-up for us any more: read the list afresh instead.
+      resumeAfter = null;
+      onGap();
+    });
+  };
+
+  const watch = () => {
+    connection += 1;
+    onStatus("connecting");
+    const from = resumeAfter ?? after();
+    ask("watch", { bin: binId, after: from, paged: true }, (ack) => {
       if (!ack || ack.ok !== true) {
         onStatus("offline", `Not watching: ${ack && ack.error ? ack.error : "unexpected answer"}`);
         return;
       }
       onStatus("live");
       if (ack.gap) onGap();
+      catchUp(ack);
     });
   };
 

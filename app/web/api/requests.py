@@ -81,7 +81,7 @@ def get_request(bin_id: str, seq: int) -> Response:
     form, files = bodies.form_of(captured.content_type, payload.body)
     return jsonify(
         {
-            **captured.to_summary(),
+            **captured.to_summary(cut=False),  # the whole path and query string
             "url": payload.url,
             "http_version": payload.http_version,
             "headers": payload.headers,
