@@ -26,7 +26,9 @@ def worker_rss_kib(server: Gunicorn) -> int:
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("big-bodies")
-    with Gunicorn(workdir, env={"HOOKSCOPE_MAX_BODY_BYTES": str(BODY)}) as running:
+    # Room for every body this module sends in one bin (the default budget keeps four).
+    env = {"HOOKSCOPE_MAX_BODY_BYTES": str(BODY), "HOOKSCOPE_BIN_MAX_BYTES": str(40 * BODY)}
+    with Gunicorn(workdir, env=env) as running:
         yield running
 
 
