@@ -40,6 +40,9 @@ FILLED_REQUESTS = 1_000
 KEEP_ALL = {
     "HOOKSCOPE_MAX_REQUESTS_CEILING": "10000000",
     "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
+    # Budgets counted but never reached: the cost of the accounting, not of dropping requests.
+    "HOOKSCOPE_BIN_MAX_BYTES": str(1 << 40),
+    "HOOKSCOPE_MAX_STORAGE_BYTES": "0",
 }
 BIN_COLUMNS = (
     "id", "name", "description", "created_at", "read_key_hash", "last_seq", "request_count",

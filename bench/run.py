@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--runs 3] [--workers gevent] [--access-log on|off]
         [--only ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,
-                budget,admin,sizing,soak]
+                budget,admin,sizing,soak,answers]
 
 Every scenario runs against a fresh gunicorn (tests/harness.py, production settings from
 app/runtime/serving.py) on 127.0.0.1 with a fresh SQLite file (or PostgreSQL database), and stops by
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import answers
 import big_bins
 import budgets
 import forward
@@ -64,6 +65,7 @@ SEPARATE = {
     "admin",
     "sizing",
     "soak",
+    "answers",
 }
 # The bare reference app's column, and the scenarios measured against it too.
 BARE = "bare"
@@ -83,7 +85,7 @@ def parse_args() -> argparse.Namespace:
         "--only",
         default="ingest,live,live1",
         help="ingest,live,live1,profile,big,memory,scaleout,index,forward,relay,budget,admin,sizing,"
-        "soak (comma separated)",
+        "soak,answers (comma separated)",
     )
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--workers", default="gevent", help="worker classes to compare")
@@ -222,6 +224,9 @@ def server(worker: str, workdir: Path, access_log: str, extra: dict[str, str] | 
         # Keep every capture: retention would make stored rows differ from answered ones.
         "HOOKSCOPE_MAX_REQUESTS_CEILING": "10000000",
         "HOOKSCOPE_DEFAULT_MAX_REQUESTS": "10000000",
+        # and every byte: no bin's byte budget drops any (1 TiB), no instance budget.
+        "HOOKSCOPE_BIN_MAX_BYTES": str(1 << 40),
+        "HOOKSCOPE_MAX_STORAGE_BYTES": "0",
     }
     if access_log == "off":
         # GUNICORN_CMD_ARGS overrides the config file (app/runtime/serving.py sets accesslog="-").
@@ -581,13 +586,13 @@ def main() -> int:
 
 
 def separate_scenarios(harness, args: argparse.Namespace) -> dict:
-    """Run big, memory, scaleout, index, forward, relay, budget, admin, sizing and soak (as
-    selected): each makes the servers it needs."""
+    """Run big, memory, scaleout, index, forward, relay, budget, admin, sizing, soak and answers
+    (as selected): each makes the servers it needs."""
     worker = args.workers[0]
     launch = partial(_launch, worker, args.access_log)
     out: dict = {}
     names = ("big", "memory", "scaleout", "index", "forward", "relay", "budget", "admin", "sizing")
-    for name in (*names, "soak"):
+    for name in (*names, "soak", "answers"):
         if name not in args.only:
             continue
         print(f"\n{name} ({worker}) ...", flush=True)
@@ -609,6 +614,8 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
                 out[name] = budgets.admin_listing(launch, harness, args.admin_bins, args.big_db)
             elif name == "sizing":
                 out[name] = budgets.sizing(launch)
+            elif name == "answers":
+                out[name] = answers.run(launch, args.runs, args.seconds)
             elif name == "soak":
                 out[name] = soak.run(
                     launch,

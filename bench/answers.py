@@ -1,0 +1,214 @@
+"""Answers: what a bin's response and rules cost a capture, and what a delayed answer costs others.
+
+**Rules** (``ratio``): one fresh server takes the same wrk load twice, into a default bin and into
+a bin whose answer the rules choose: three rules tried in order on every capture (a method, a
+header, and a JSON path into the body, none of which match ``post.lua``'s body) before the bin's
+own response, a ``201`` with a template body (``{{ seq }}``) and a header. The order alternates
+between runs. The figure is captures/s with rules over captures/s default, same run.
+
+**Delay** (``held``): on one fresh server, wrk loads a default bin twice: once alone, and once
+while 200 requests to another bin wait for its 10 s answer delay (sent first, each on its own
+connection, the load starting once all 200 are stored). The order alternates between runs. The
+figures are the default bin's p50/p99 and captures/s in each case, and what the held requests
+were answered, and after how long.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from common import print_rows
+from ingest import ingest_bins
+
+CONNECTIONS = 32
+HELD = 200
+DELAY_MS = 10_000
+
+RULES = {
+    "response": {
+        "status": 201,
+        "headers": [["X-Hook", "ok"]],
+        "body": "created {{ seq }}",
+        "content_type": "text/plain",
+    },
+    "rules": [
+        {"name": "deletes", "when": [{"method": "DELETE"}], "response": {"status": 405}},
+        {
+            "name": "pushes",
+            "when": [{"header": "X-GitHub-Event", "value": "push"}],
+            "response": {"status": 202},
+        },
+        {
+            "name": "failed payments",
+            "when": [{"json": "data.object.status", "equals": "failed"}],
+            "response": {"status": 500, "body": "failed"},
+        },
+    ],
+}
+
+
+def _patch(base: str, made: dict, settings: dict) -> None:
+    r = requests.patch(
+        f"{base}/api/v1/bins/{made['id']}",
+        json=settings,
+        headers={"Authorization": f"Bearer {made['read_key']}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+
+
+def _load(base: str, made: dict, seconds: float) -> dict:
+    load = ingest_bins(base, [(made["id"], made["read_key"])], CONNECTIONS, seconds, page=False)
+    return {k: load[k] for k in ("captures_per_s", "p50_ms", "p99_ms", "lost")}
+
+
+def rules_run(launch: Callable, run: int, seconds: float) -> dict:
+    """One server, a default bin and a rule-answered bin, the same load into each."""
+    with tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-") as tmp:
+        gun = launch(Path(tmp), {}).start()
+        try:
+            plain, ruled = gun.create_bin(), gun.create_bin()
+            _patch(gun.url, ruled, RULES)
+            answer = requests.post(f"{gun.url}/h/{ruled['id']}", json={"a": 1}, timeout=10)
+            assert answer.status_code == 201 and answer.text.startswith("created"), answer.text
+            out: dict = {"run": run}
+            for name in ["default", "rules"] if run % 2 else ["rules", "default"]:
+                out[name] = _load(gun.url, plain if name == "default" else ruled, seconds)
+            ratio = out["rules"]["captures_per_s"] / out["default"]["captures_per_s"]
+            out["ratio"] = round(ratio, 3)
+            out["loadavg"] = list(os.getloadavg())
+            return out
+        finally:
+            gun.stop()
+
+
+def _hold(url: str, count: int) -> tuple[list[socket.socket], float]:
+    """Send ``count`` captures to ``url`` (http://host:port/path), each on its own connection,
+    without reading the answers; return the sockets and when the last was sent."""
+    host_port, _, path = url.removeprefix("http://").partition("/")
+    host, _, port = host_port.partition(":")
+    body = b'{"held": true}'
+    request = (
+        f"POST /{path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection((host, int(port)), timeout=60)
+        s.sendall(request)
+        socks.append(s)
+    return socks, time.monotonic()
+
+
+def _answers(socks: list[socket.socket], sent: float) -> dict:
+    """Read each held request's status line; say what they were answered and when."""
+    statuses: dict[str, int] = {}
+    waited: list[float] = []
+    lock = threading.Lock()
+
+    def read(s: socket.socket) -> None:
+        try:
+            line = s.makefile("rb").readline().decode("latin-1").split(" ")
+            status = line[1] if len(line) > 1 else "none"
+        except OSError as err:
+            status = type(err).__name__
+        with lock:
+            statuses[status] = statuses.get(status, 0) + 1
+            waited.append(time.monotonic() - sent)
+        s.close()
+
+    threads = [threading.Thread(target=read, args=(s,)) for s in socks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {
+        "statuses": statuses,
+        "answered_after_s_min": round(min(waited), 2),
+        "answered_after_s_max": round(max(waited), 2),
+    }
+
+
+def _last_seq(base: str, made: dict) -> int:
+    r = requests.get(
+        f"{base}/api/v1/bins/{made['id']}",
+        headers={"Authorization": f"Bearer {made['read_key']}"},
+        timeout=10,
+    )
+    return r.json()["last_seq"]
+
+
+def delay_run(launch: Callable, run: int, seconds: float) -> dict:
+    """One server: a default bin loaded alone, and while 200 delayed answers are held."""
+    seconds = min(seconds, DELAY_MS / 1000 - 2)  # the load ends while they are still held
+    with tempfile.TemporaryDirectory(prefix="hookscope-bench-delay-") as tmp:
+        gun = launch(Path(tmp), {}).start()
+        try:
+            plain, slow = gun.create_bin(), gun.create_bin()
+            _patch(gun.url, slow, {"response": {"status": 202, "delay_ms": DELAY_MS}})
+            out: dict = {"run": run}
+            for name in ["alone", "held"] if run % 2 else ["held", "alone"]:
+                if name == "alone":
+                    out[name] = _load(gun.url, plain, seconds)
+                    continue
+                socks, sent = _hold(f"{gun.url}/h/{slow['id']}", HELD)
+                deadline = time.monotonic() + 30
+                while _last_seq(gun.url, slow) < HELD and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                stored_before_load = time.monotonic() - sent
+                out[name] = _load(gun.url, plain, seconds)
+                out[name]["held_stored_after_s"] = round(stored_before_load, 2)
+                out["held_answers"] = _answers(socks, sent)
+            out["loadavg"] = list(os.getloadavg())
+            return out
+        finally:
+            gun.stop()
+
+
+def run(launch: Callable, runs: int, seconds: float | None) -> dict:
+    """Run both comparisons ``runs`` times and print a table of medians."""
+    seconds = seconds or 10
+    ruled, delayed = [], []
+    for n in range(1, runs + 1):
+        r = rules_run(launch, n, seconds)
+        ruled.append(r)
+        print(f"  rules run {n}: default {r['default']['captures_per_s']}/s, rules "
+              f"{r['rules']['captures_per_s']}/s (ratio {r['ratio']}), lost "
+              f"{r['default']['lost']}/{r['rules']['lost']}; load avg {r['loadavg'][0]:.2f}",
+              flush=True)  # fmt: skip
+        d = delay_run(launch, n, seconds)
+        delayed.append(d)
+        print(f"  delay run {n}: alone p50/p99 {d['alone']['p50_ms']}/{d['alone']['p99_ms']} ms "
+              f"{d['alone']['captures_per_s']}/s; with {HELD} held "
+              f"{d['held']['p50_ms']}/{d['held']['p99_ms']} ms {d['held']['captures_per_s']}/s; "
+              f"held answered {d['held_answers']}", flush=True)  # fmt: skip
+
+    def med(rows: list[dict], get: Callable[[dict], float]) -> float:
+        return statistics.median(get(r) for r in rows)
+
+    print_rows(
+        ["metric", f"median of {runs}"],
+        [
+            ["captures/s, default bin", med(ruled, lambda r: r["default"]["captures_per_s"])],
+            ["captures/s, 3 rules + templated 201",
+             med(ruled, lambda r: r["rules"]["captures_per_s"])],
+            ["ratio rules / default (same run)", med(ruled, lambda r: r["ratio"])],
+            ["p99 ms other bin, alone", med(delayed, lambda r: r["alone"]["p99_ms"])],
+            [f"p99 ms other bin, {HELD} held 10 s", med(delayed, lambda r: r["held"]["p99_ms"])],
+            ["p50 ms other bin, alone / held",
+             f"{med(delayed, lambda r: r['alone']['p50_ms'])} / "
+             f"{med(delayed, lambda r: r['held']['p50_ms'])}"],
+            ["captures/s other bin, alone / held",
+             f"{med(delayed, lambda r: r['alone']['captures_per_s'])} / "
+             f"{med(delayed, lambda r: r['held']['captures_per_s'])}"],
+        ],
+    )  # fmt: skip
+    return {"rules": ruled, "delay": delayed}
