@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 import requests
 from harness import Gunicorn, database_url_for, drop_postgres_database
@@ -104,6 +105,10 @@ def test_each_bin_shows_the_captures_and_refusals_it_had(traffic):
     assert rows[ids["idle"]]["traffic"] == idle | {"refusals_by_reason": {}}
     # Sorted by bytes, the bin holding the most comes first whatever its traffic.
     assert answer.json()["bins"][0]["id"] == ids["heavy"]
+    # As the served description says (AdminTraffic: no field more, none missing).
+    document = requests.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
+    schema = {"$ref": "#/components/schemas/AdminBinList", "components": document["components"]}
+    jsonschema_rs.validator_for(schema).validate(answer.json())
 
 
 def test_sort_by_traffic_puts_the_busiest_first_and_pages_by_cursor(traffic):
