@@ -8,12 +8,12 @@ ordered the page, so it always matches the order it continues.
   index on ``(stored_bytes, id)`` from its top, so a page costs the same with 100 bins or
   100,000 (bench/budgets.py, "admin").
 - ``traffic`` orders by captures plus refusals in the last day (app/store/usage.py's periods).
-  Each page is one statement, but it aggregates every ``bin_usage`` row of the last day (the
-  ``period`` index finds them) and LEFT JOINs the result to every bin before sorting: its cost
-  grows with the bins and the last day's usage rows (up to 144 periods per bin and reason), for
-  every page. Traffic moves between pages, and an old period leaves the window every 10
-  minutes: a bin whose count changed meanwhile may show on two pages or on none, as a bin whose
-  bytes changed may under ``bytes``.
+  Each page is one statement, but it sums the last day's ``bin_usage`` rows per bin (up to 144
+  periods per bin and reason; SQLite reads the whole table, two days kept, in its key's order to
+  group them) and LEFT JOINs the sums to every bin, then sorts them all: its cost grows with the
+  bins and the usage rows, for every page. Traffic moves between pages, and an old period
+  leaves the window every 10 minutes: a bin whose count changed meanwhile may show on two pages
+  or on none, as a bin whose bytes changed may under ``bytes``.
 
 Every row carries its traffic (captures and refusals in the last hour and day, refusals by
 reason), read for the whole page in one query (``usage.recent``).
