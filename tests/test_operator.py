@@ -213,7 +213,18 @@ def test_the_admin_api_lists_every_bin_biggest_first_with_true_totals(make_app):
         count = sent[created["id"]]
         expected = sum(stored_size(client, created, seq) for seq in range(1, count + 1))
         assert (row["request_count"], row["stored_bytes"]) == (count, expected)
-        assert row["name"] == created["name"] and row["traffic"] is None
+        assert row["name"] == created["name"]
+        # Those sent without the token are stored as rejected (401): a capture and a refusal.
+        turned_away = len(range(0, count, 2))
+        assert row["traffic"] == {
+            "captures_hour": count,
+            "captures_day": count,
+            "refusals_hour": turned_away,
+            "refusals_day": turned_away,
+            "refusals_by_reason": (
+                {"unauthorized": {"hour": turned_away, "day": turned_away}} if turned_away else {}
+            ),
+        }
     storage = page.json["storage"]
     totals = {key: storage[key] for key in ("bins", "requests", "stored_bytes")}
     assert totals == {"bins": 5, "requests": sum(sent.values()), "stored_bytes": sum(sizes)}
@@ -226,7 +237,14 @@ def test_the_admin_api_lists_every_bin_biggest_first_with_true_totals(make_app):
 
 
 @pytest.mark.parametrize(
-    "query", [{"sort": "traffic"}, {"after": "12"}, {"after": "x.y"}, {"limit": "0"}]
+    "query",
+    [
+        {"sort": "requests"},
+        {"after": "12"},
+        {"after": "x.y"},
+        {"sort": "traffic", "after": "-1.abc"},
+        {"limit": "0"},
+    ],
 )
 def test_the_admin_api_says_what_is_wrong_with_a_query(make_app, query):
     client = make_app(HOOKSCOPE_ADMIN_TOKEN=ADMIN).test_client()

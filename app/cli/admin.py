@@ -1,7 +1,7 @@
 """``hookscope admin usage``: every bin's storage in the terminal, the biggest first.
 
-The same rows as the admin API and page (app/store/admin.py). Columns are a table: the traffic
-columns (captures and refusals in the last hour and day) are one row each once bins count them.
+The same rows as the admin API and page (app/store/admin.py), the most bytes stored first or,
+with ``--sort traffic``, the most captures and refusals in the last day. Columns are a table.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ COLUMNS: list[tuple[str, int, bool, Callable[[dict[str, Any]], str]]] = [
     ("requests", 8, True, lambda b: f"{b['request_count']:,}"),
     ("stored", 10, True, lambda b: human(b["stored_bytes"])),
     ("budget", 10, True, lambda b: human(b["max_bytes"]) if b["max_bytes"] else "-"),
+    ("captures/1h", 11, True, lambda b: f"{b['traffic']['captures_hour']:,}"),
+    ("captures/1d", 11, True, lambda b: f"{b['traffic']['captures_day']:,}"),
+    ("refusals/1h", 11, True, lambda b: f"{b['traffic']['refusals_hour']:,}"),
+    ("refusals/1d", 11, True, lambda b: f"{b['traffic']['refusals_day']:,}"),
     ("last capture (UTC)", 19, False, lambda b: _when(b["last_capture_at"], "-")),
     ("expires (UTC)", 19, False, lambda b: _when(b["expires_at"], "never")),
     ("creator", 16, False, lambda b: printable(b["created_by"] or "-", 16)),
@@ -52,9 +56,16 @@ def admin_group() -> None:
 @admin_group.command("usage")
 @click.option("--limit", default=20, show_default=True, help="Bins to list, biggest first.")
 @click.option("--after", default=None, help="Go on from the 'next' a previous listing printed.")
+@click.option(
+    "--sort",
+    type=click.Choice(list(admin.SORTS)),
+    default="bytes",
+    show_default=True,
+    help="Biggest first by bytes stored, or by captures and refusals in the last day.",
+)
 @with_appcontext
-def usage(limit: int, after: str | None) -> None:
-    """Print the instance's storage and its bins, the ones holding the most bytes first."""
+def usage(limit: int, after: str | None, sort: str) -> None:
+    """Print the instance's storage and its bins, the biggest first (bytes or traffic)."""
     storage = totals = figures_of(current_app, fresh=True)
     budget, free = storage["max_storage_bytes"], storage["free_disk_bytes"]
     click.echo(
@@ -71,7 +82,7 @@ def usage(limit: int, after: str | None) -> None:
             " get 507"
         )
     try:
-        rows, cursor = admin.page(max(1, min(limit, admin.PAGE_MAX)), after)
+        rows, cursor = admin.page(max(1, min(limit, admin.PAGE_MAX)), after, sort)
     except admin.BadCursor:
         raise click.BadParameter("give the 'next' value a previous listing printed") from None
     if not rows:
@@ -83,4 +94,5 @@ def usage(limit: int, after: str | None) -> None:
         shown = row.to_dict(ceiling)
         click.echo(_line([cell(shown) for *_, cell in COLUMNS]))
     if cursor:
-        click.echo(f"next: hookscope admin usage --limit {limit} --after {cursor}")
+        sorted_by = f" --sort {sort}" if sort != "bytes" else ""
+        click.echo(f"next: hookscope admin usage --limit {limit}{sorted_by} --after {cursor}")

@@ -1,5 +1,7 @@
 """The operator's page, /admin: every bin, biggest first, and deleting any of them.
 
+Sorted by bytes stored or by traffic (``?sort=``); the paging links keep the sort.
+
 The browser proves it holds HOOKSCOPE_ADMIN_TOKEN once, through a form (a POST, so the token
 never appears in a URL, a log or a Referer); the session keeps its digest from then on
 (app/web/operators.py). The page is rendered here, without scripts but for a confirmation
@@ -11,9 +13,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.domain.refusals import REASONS
+from app.store.admin import SORTS, Traffic
 from app.store.budget import figures_of
 from app.web import operators
-from app.web.api.admin import listing, remove
+from app.web.api.admin import listing, remove, sort_arg
 from app.web.errors import Refused
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -38,8 +42,24 @@ def show() -> str | tuple[str, int]:
         bins=[row.to_dict(ceiling) for row in rows],
         next_cursor=cursor,
         first_page=not request.args.get("after"),
+        sort=sort_arg(),
+        sorts=list(SORTS),
         storage=figures_of(current_app),
+        refusal_title=refusal_title,
     )
+
+
+def refusal_title(traffic: Traffic) -> str:
+    """Why a bin's captures were refused in the last day, the most common reason first."""
+    reasons = sorted(
+        traffic["refusals_by_reason"].items(), key=lambda item: (-item[1]["day"], item[0])
+    )
+    said = []
+    for reason, counts in reasons:
+        if counts["day"]:
+            setting = getattr(REASONS.get(reason), "setting", None)
+            said.append(f"{counts['day']:,} {reason}" + (f" ({setting})" if setting else ""))
+    return "Last day: " + ", ".join(said) if said else "No refusals in the last day"
 
 
 def _sign_in_page(refusal: str | None = None, signed_in: bool = False) -> str:
