@@ -18,8 +18,8 @@ from typing import Any
 
 from app.domain import budgets, expiry, settings
 from app.domain.capture import Snapshot
-from app.domain.models import SummaryDict, summary
 from app.domain.settings import BinSettings
+from app.domain.shapes import SummaryDict, summary
 from app.store.inflight import Hold
 
 log = logging.getLogger("hookscope.recording")
@@ -220,7 +220,7 @@ def row(stored: Stored, sqlite: bool = False) -> tuple[SummaryDict, tuple, tuple
     """A capture's summary, its request's columns after (id, bin_id, seq), and its payload's
     after request_id."""
     item, snap = stored.item, stored.item.snap
-    # Formatted once for the summary and the row (models.isoformat, without its "Z").
+    # Formatted once for the summary and the row (shapes.isoformat, without its "Z").
     naive = naive_utc(snap.received_at)
     received_at = naive.isoformat(timespec="microseconds")
     decided = stored.decided

@@ -18,7 +18,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from app.domain.models import SummaryDict
+from app.domain.shapes import SummaryDict
 from app.store import answers, engine, indexing
 from app.store import batch as batches
 from app.store.answers import AnswerNote
