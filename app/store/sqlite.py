@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.shapes import SummaryDict
-from app.store import answers, engine, indexing
+from app.store import answers, batch_rows, engine, indexing
 from app.store import batch as batches
 from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
@@ -232,13 +232,13 @@ class SqliteWriter(Writer):
             dropped[b.bin_id], freed[b.bin_id] = self._keep(cur, b)
         batches.settle(bins, stored, summaries, dropped, freed)
         if forwards:
-            batches.note_forwards(*forwards)
+            batch_rows.note_forwards(*forwards)
 
     def _forwards(
         self, cur: Any, stored: list[Stored], request_ids: list[int]
     ) -> tuple[list[tuple], list[int]] | None:
         """Store each accepted capture's auto-forward tries, due at once."""
-        rows = batches.forward_rows(stored, self.forward_lease_seconds)
+        rows = batch_rows.forward_rows(stored, self.forward_lease_seconds)
         if not rows:
             return None
         request_of = {id(done): rid for done, rid in zip(stored, request_ids, strict=True)}
@@ -269,7 +269,7 @@ class SqliteWriter(Writer):
         summaries, rows, payloads, streamed, answered = [], [], [], [], []
         request_ids = list(range(top + 1, top + 1 + len(stored)))
         for request_id, done in zip(request_ids, stored, strict=True):
-            described, request, payload = batches.row(done, sqlite=True)
+            described, request, payload = batch_rows.row(done, sqlite=True)
             summaries.append(described)
             rows.append((request_id, done.item.bin_id, done.seq, *request, False))
             decided = done.decided
