@@ -50,7 +50,7 @@ def resolve(part: str) -> object:
     """Import ``module:attr.attr`` and return the attribute; raise if any step is missing.
 
     A class that Hookscope put in the library's module in place of the library's own (gevent's
-    ``pywsgi.Input`` is app/ingest/server.py's ``Body``) is looked at as the library defines it.
+    ``pywsgi.Input`` is app/ingest/body_input.py's ``Body``) is looked at as the library defines it.
     """
     module_name, _, path = part.partition(":")
     found: object = importlib.import_module(module_name)

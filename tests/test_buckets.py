@@ -10,7 +10,8 @@ import pytest
 from harness import free_port
 
 from app import config
-from app.config import ConfigError, parse_capture_rate
+from app.config import ConfigError
+from app.config_parsers import parse_capture_rate
 from app.ingest import buckets as buckets_module
 from app.ingest.buckets import MemoryBuckets, RedisBuckets
 

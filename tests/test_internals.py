@@ -14,11 +14,18 @@ import pytest
 from harness import ROOT, free_port
 
 from app import internals
-from app.ingest import server
+from app.ingest import body_input, sending, server
 from app.live import backlog, fanout
 from app.store import engine
 
-RELIANCES = server.RELIANCES + fanout.RELIANCES + backlog.RELIANCES + engine.RELIANCES
+RELIANCES = (
+    server.RELIANCES
+    + body_input.RELIANCES
+    + sending.RELIANCES
+    + fanout.RELIANCES
+    + backlog.RELIANCES
+    + engine.RELIANCES
+)
 
 
 def owner_and_name(part: str) -> tuple[object, str]:
@@ -82,12 +89,12 @@ def test_trailers_that_pywsgi_stops_handing_over_are_caught(monkeypatch):
     """The part can exist and still not be called: the behaviour is what is checked."""
     from gevent import pywsgi
 
-    from app.ingest.server import Body
+    from app.ingest.body_input import Body
 
     original = next(c for c in Body.__mro__ if c.__module__ == pywsgi.__name__)
     # As if gevent read trailers through a method under another name: ours would never run.
     monkeypatch.setattr(Body, "_Input__read_chunk_trailer", original._Input__read_chunk_trailer)
-    trailers = next(r for r in RELIANCES if r.behaves is server._keeps_trailers)
+    trailers = next(r for r in RELIANCES if r.behaves is body_input._keeps_trailers)
     [finding] = internals.check((trailers,))
     assert "does not behave as expected" in finding.message
 

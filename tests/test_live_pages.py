@@ -121,7 +121,7 @@ LONG = "a" * 5000
 
 
 def test_summaries_cut_long_paths_and_queries_and_say_so(client, new_bin, socket_client):
-    from app.domain.models import SUMMARY_TEXT_MAX
+    from app.domain.shapes import SUMMARY_TEXT_MAX
 
     bin_id = new_bin["id"]
     socket_client.emit("watch", {"bin": bin_id, "after": None}, callback=True)

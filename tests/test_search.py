@@ -20,7 +20,7 @@ from sqlalchemy import text
 from app.domain import clock
 from app.extensions import db
 from app.store import bins, search
-from app.store.sqlite import STREAM_BLOB_BYTES
+from app.store.sqlite_rows import STREAM_BLOB_BYTES
 
 postgres_only = pytest.mark.skipif(
     SUITE_DATABASE != "postgres", reason="PostgreSQL's search budget (HOOKSCOPE_TEST_SUITE_DB)"

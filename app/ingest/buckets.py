@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.config import Rate
+from app.config_parsers import Rate
 
 log = logging.getLogger("hookscope.limits")
 # Memory: above this many buckets, full ones are forgotten (a full bucket is a fresh one).

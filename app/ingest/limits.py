@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask
 
-from app.config import Rate, parse_capture_rate
+from app.config_parsers import Rate, parse_capture_rate
 from app.domain.senders import sender_key
 from app.ingest.buckets import buckets_for
 

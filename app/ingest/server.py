@@ -14,15 +14,14 @@ that worker to give the capture what a request bin needs and pywsgi does not off
 * a longer request line than pywsgi's 8 KiB, so senders with long query strings are captured;
 * a body stream the app can ``abandon()``: the connection is closed after the response instead of
   reading (draining) whatever the sender still has, for bodies refused as too large or too slow;
+  it keeps a chunked body's trailers (``Body``, app/ingest/body_input.py);
 * a way to close the connection without answering at all (``HANG_UP``), for a bin rehearsing a
   timeout;
 * the socket where simple-websocket looks for it, for Socket.IO's WebSocket transport;
 * no access-log line for captures, which log one structured line of their own, and on the
   other lines everything the sender wrote escaped as the capture line escapes it;
-* the Date header formatted once a second, not for every response;
-* a short response (every capture's answer) sent with one ``send``: pywsgi sends the head and the
-  body separately, through a ``sendall`` that also asks the kernel for the socket's buffer size
-  each time (three system calls where one does; 12% of the worker's time under ingest load).
+* the Date header formatted once a second, and a short response (every capture's answer) sent
+  with one ``send`` (app/ingest/sending.py).
 """
 
 from __future__ import annotations
@@ -34,20 +33,21 @@ from typing import Any
 
 import gevent
 from gevent import pywsgi
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import GeventPyWSGIWorker
 
 from app.domain.paths import CAPTURE_PREFIX
+from app.ingest.body_input import Body
 from app.ingest.environ import ABANDON, BODY_TIMER, HANG_UP, RAW_HEADERS
 from app.ingest.head import (
     MAX_HEADER_FIELDS,
     MAX_HEADER_LINE,
-    TOKEN,
     BadHead,
     Headers,
     HeadTooLarge,
     check_framing,
     read_headers,
 )
+from app.ingest.sending import DateHeader, OneSendHandler
 from app.internals import PYTHON, Reliance
 from app.logs import AccessAtoms
 
@@ -57,8 +57,6 @@ pywsgi.MAX_REQUEST_LINE = 64 * 1024
 # wait for them (idle keep-alive time included), or it is closed: slow-header senders hold nothing.
 # The worker sets it from HOOKSCOPE_HEAD_TIMEOUT_SECONDS.
 HEAD_TIMEOUT = 15
-# Responses with a body up to this size go out with their head in one send.
-SMALL_RESPONSE = 16 * 1024
 
 
 _HEAD_WITH_BODY = "HEAD\x00"
@@ -71,66 +69,11 @@ class HeadTimeout(OSError):
     """The request line or headers did not arrive in time (an OSError: pywsgi closes quietly)."""
 
 
-class Body(pywsgi.Input):
-    """pywsgi's request body stream: it can stop reading for good, and it keeps chunked trailers."""
-
-    __slots__ = ("abandoned", "trailers")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.abandoned = False
-        # Header fields sent after the last chunk of a chunked body, as (name, value) pairs.
-        self.trailers: list[tuple[str, str]] = []
-
-    def _Input__read_chunk_trailer(self, rfile: Any) -> bool:  # noqa: N802
-        """Read one trailer line after the last chunk; False at the empty line that ends them.
-
-        Replaces pywsgi's private reader (name-mangled), which validates trailer lines and then
-        throws them away; tests/test_hostile_input.py checks that they are kept.
-        """
-        line = rfile.readline(MAX_HEADER_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            return False
-        name, colon, value = line.decode("latin-1").partition(":")
-        if (
-            not line.endswith(b"\n")
-            or not colon
-            or not TOKEN.fullmatch(name)
-            or len(self.trailers) >= MAX_HEADER_FIELDS
-        ):
-            self._chunked_input_error = True
-            raise pywsgi._InvalidClientInput(f"invalid chunked trailer line {line[:100]!r}")
-        self.trailers.append((name, value.strip(" \t\r\n")))
-        return True
-
-    def _discard(self) -> None:
-        # After the response pywsgi reads what is left of the body to reach the next request;
-        # an abandoned body is not read: the connection closes instead.
-        if not self.abandoned:
-            super()._discard()
-
-
 # pywsgi's get_environ makes each request's body stream from the module's Input: make it ours
 # rather than replace the one it made (a second object for every request).
 pywsgi.Input = Body
-
-
-class _DateHeader:
-    """pywsgi's ``format_date_time``, formatted once a second instead of for every response."""
-
-    def __init__(self, format_date_time: Any) -> None:
-        self._format = format_date_time
-        self._second = -1
-        self._value = b""
-
-    def __call__(self, timestamp: float) -> bytes:
-        second = int(timestamp)
-        if second != self._second:
-            self._second, self._value = second, self._format(second)
-        return self._value
-
-
-pywsgi.format_date_time = _DateHeader(pywsgi.format_date_time)
+# pywsgi formats the Date header for every response; this, once a second.
+pywsgi.format_date_time = DateHeader(pywsgi.format_date_time)
 
 
 def _refusal(status: bytes, text: bytes) -> bytes:
@@ -141,7 +84,7 @@ def _refusal(status: bytes, text: bytes) -> bytes:
     )
 
 
-class Handler(PyWSGIHandler):
+class Handler(OneSendHandler):
     """One connection: pywsgi's handler with the additions in the module docstring."""
 
     _head_timer: gevent.Timeout | None = None
@@ -290,38 +233,6 @@ class Handler(PyWSGIHandler):
             self.response_headers = []
             self.headers_sent = True
 
-    def _write_with_headers(self, data: bytes) -> None:
-        if self.response_use_chunked or len(data) > SMALL_RESPONSE:
-            super()._write_with_headers(data)
-            return
-        # pywsgi's own method, but the head and the body in one buffer.
-        self.headers_sent = True
-        self.finalize_headers()
-        towrite = bytearray(b"HTTP/1.1 ")
-        towrite += self.status
-        towrite += b"\r\n"
-        for header, value in self.response_headers:
-            towrite += header
-            towrite += b": "
-            towrite += value
-            towrite += b"\r\n"
-        towrite += b"\r\n"
-        towrite += data
-        self._sendall(towrite)
-
-    def _sendall(self, data: bytes) -> None:
-        # One send() takes a short response whole; sendall() only for what it leaves over.
-        try:
-            sent = self.socket.send(data)
-            if sent < len(data):
-                self.socket.sendall(memoryview(data)[sent:])
-        except OSError as ex:
-            self.status = f"socket error: {ex}"
-            if self.code > 0:
-                self.code = -self.code
-            raise
-        self.response_length += len(data)
-
     def log_request(self) -> None:
         # Captures log their own line; a request refused before it had an environ has its line in
         # the error log (_handle_client_error), and gunicorn's access line needs the environ.
@@ -352,13 +263,6 @@ class Worker(GeventPyWSGIWorker):
         Handler.head_timeout = config.get("HOOKSCOPE_HEAD_TIMEOUT_SECONDS", HEAD_TIMEOUT)
 
 
-def _keeps_trailers() -> bool:
-    """A chunked body read through ``Body`` keeps its trailer fields."""
-    rfile = io.BytesIO(b"3\r\nabc\r\n0\r\nX-Trailer: kept\r\n\r\n")
-    body = Body(rfile, None, chunked_input=True)
-    return body.read() == b"abc" and body.trailers == [("X-Trailer", "kept")]
-
-
 def _keeps_header_list() -> bool:
     """The parsed header section keeps names as sent, in order, with duplicates."""
     found = read_headers(io.BytesIO(b"X_Under: 1\r\nA: 1\r\na: 2\r\n\r\n"))
@@ -373,13 +277,6 @@ def _pywsgi(part: str, loses: str) -> Reliance:
 # lose what they must keep, so the server refuses to start.
 RELIANCES = (
     Reliance(
-        "gevent",
-        "gevent.pywsgi:Input._Input__read_chunk_trailer",
-        "the trailer fields of chunked bodies would be dropped from captures",
-        fallback=False,
-        behaves=_keeps_trailers,
-    ),
-    Reliance(
         PYTHON,
         "email.message:Message",
         "captured header names, order and duplicates could not be kept as sent",
@@ -387,16 +284,10 @@ RELIANCES = (
         behaves=_keeps_header_list,
     ),
     _pywsgi(
-        "Input._discard",
-        "a refused upload would be read to its end instead of the connection being closed",
-    ),
-    _pywsgi("_InvalidClientInput", "a chunked body with a malformed trailer could not be refused"),
-    _pywsgi(
         "WSGIHandler._headers",
         "headers with underscores in their names could pose as others in the environ",
     ),
     _pywsgi("WSGIHandler._handle_client_error", "malformed requests would not get a reason"),
-    _pywsgi("WSGIHandler._write_with_headers", "answers would bypass the server's own writer"),
     _pywsgi(
         "WSGIHandler._connection_upgrade_requested",
         "WebSocket connections could not be told from others when they end",

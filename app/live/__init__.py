@@ -37,7 +37,7 @@ import socketio as sio
 from flask import Flask
 
 from app.domain.capture import Snapshot
-from app.domain.models import BinDict, SummaryDict
+from app.domain.shapes import BinDict, SummaryDict
 from app.extensions import socketio, under_gevent
 from app.live import backlog, fanout, full, resilient
 from app.live.publisher import Publisher

@@ -19,7 +19,7 @@ from typing import Any
 import socketio as sio
 
 from app.domain.capture import Snapshot
-from app.domain.models import SummaryDict
+from app.domain.shapes import SummaryDict
 from app.extensions import socketio
 
 CAPTURED_FULL = "captured_full"

@@ -56,6 +56,7 @@ def on_starting(server) -> None:
     from flask_migrate import upgrade
 
     from app import config, create_app, internals, logs
+    from app.ingest import body_input, sending
     from app.ingest import server as ingest_server  # not to hide ``server``, gunicorn's arbiter
     from app.live import backlog, fanout, resilient
     from app.runtime import exporter
@@ -65,6 +66,8 @@ def on_starting(server) -> None:
     # Before anything runs on a library that lacks what it relies on.
     internals.enforce(
         ingest_server.RELIANCES
+        + body_input.RELIANCES
+        + sending.RELIANCES
         + fanout.RELIANCES
         + backlog.RELIANCES
         + resilient.RELIANCES

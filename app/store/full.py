@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from app.domain.models import CapturedRequest, Payload, SummaryDict, isoformat, summary
+from app.domain.models import CapturedRequest, Payload
+from app.domain.shapes import SummaryDict, isoformat, summary
 from app.extensions import db
 
 _SUMMARY = (

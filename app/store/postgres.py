@@ -13,7 +13,7 @@ import logging
 from contextlib import nullcontext
 from typing import Any
 
-from app.store import answers
+from app.store import answers, batch_rows
 from app.store import batch as batches
 from app.store.answers import AnswerNote
 from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending
@@ -222,7 +222,7 @@ class PostgresWriter(Writer):
             try:
                 if pg.autocommit:
                     cur.execute("BEGIN")
-                bin_ids, counts, sizes, ats = batches.columns(numbering)
+                bin_ids, counts, sizes, ats = batch_rows.columns(numbering)
                 numbered = {"ids": bin_ids, "counts": counts, "sizes": sizes, "ats": ats}
                 cur.execute(_NUMBER, numbered)
                 taken = {r[0]: Numbered.from_row(r[1:]) for r in cur.fetchall()}  # round trip 1
@@ -233,26 +233,26 @@ class PostgresWriter(Writer):
             bins, stored = batches.judge(grouped, taken, self.answerer, self.bin_max_bytes)
             summaries, requests, payloads = [], [], []
             for done in stored:
-                described, request, payload = batches.row(done)
+                described, request, payload = batch_rows.row(done)
                 summaries.append(described)
                 requests.append((done.item.bin_id, done.seq, *request))
                 payloads.append((done.item.bin_id, done.seq, *payload))
             if stored:
-                cur.execute(_INSERT_REQUESTS, batches.columns(requests))
+                cur.execute(_INSERT_REQUESTS, batch_rows.columns(requests))
                 # Big bodies one to a statement, as they arrived: no array of them all.
                 for part in [payloads] if pipelined else [[p] for p in payloads]:
-                    cur.execute(_INSERT_PAYLOADS, batches.columns(part))
+                    cur.execute(_INSERT_PAYLOADS, batch_rows.columns(part))
                 answered = [
                     (done.item.bin_id, done.seq, record, sent_at and batches.naive_utc(sent_at))
-                    for done, record, sent_at in batches.answer_rows(stored)
+                    for done, record, sent_at in batch_rows.answer_rows(stored)
                 ]
                 if answered:
-                    cur.execute(_INSERT_ANSWERS, batches.columns(answered))
-            forwards = batches.forward_rows(stored, self.forward_lease_seconds)
+                    cur.execute(_INSERT_ANSWERS, batch_rows.columns(answered))
+            forwards = batch_rows.forward_rows(stored, self.forward_lease_seconds)
             if forwards:
                 fwd.execute(
                     _INSERT_FORWARDS,
-                    batches.columns(
+                    batch_rows.columns(
                         [
                             (done.item.bin_id, done.seq, target, done.item.snap.method, due, until)
                             for done, target, due, until in forwards
@@ -261,7 +261,7 @@ class PostgresWriter(Writer):
                 )
             retention = _retention(bins)
             if retention:
-                keep.execute(_KEEP, batches.columns(retention))
+                keep.execute(_KEEP, batch_rows.columns(retention))
             # A statement, not pg.commit(), so that it goes out with the ones above: commit()
             # in a pipeline waits for their results, and leaving the pipeline costs a round trip
             # more. Either way nothing is answered before the reply to COMMIT is in.
@@ -274,7 +274,7 @@ class PostgresWriter(Writer):
         batches.settle(bins, stored, summaries, dropped, freed)
         if forwards:
             ids = {(b, seq, target): i for i, b, seq, target in fwd.fetchall()}
-            batches.note_forwards(
+            batch_rows.note_forwards(
                 forwards, [ids[(d.item.bin_id, d.seq, t)] for d, t, _, _ in forwards]
             )
 

@@ -13,17 +13,14 @@ thread of its own when the lock is taken or the batch is big, so waiting for the
 never stalls the event loop that serves every other connection; on PostgreSQL psycopg waits
 cooperatively under gevent (app/store/pgwait.py).
 
-On SQLite the payload's insert trigger only queues the request for search (migration 0004); the
-recorder's indexer indexes the queue a moment later, one statement for a whole burst, in the
-writer's native thread (app/store/indexing.py). Indexing inside each capture's
-transaction cost more than a third of the capture's time on the event loop.
+On SQLite the recorder's indexer (app/store/indexer.py) indexes for search what the batches
+queued, a moment after each burst, in the writer's native thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 
 from flask import Flask
@@ -39,6 +36,7 @@ from app.store.answers import AnswerNote
 from app.store.batch import Pending, Recorded
 from app.store.bulk import Deletion, Job
 from app.store.errors import StorageUnavailable
+from app.store.indexer import Indexer
 from app.store.inflight import Budget, Hold
 from app.store.postgres import PostgresWriter
 from app.store.sqlite import SqliteWriter
@@ -52,12 +50,6 @@ MAX_BATCH_BYTES = 32 * 1024 * 1024
 MAX_NOTES = 1024
 # SQLite batches with more body bytes than this are written in the writer's native thread.
 INLINE_BATCH_BYTES = 1024 * 1024
-# SQLite: how long after a stored batch the requests it queued for search are indexed, so that a
-# burst's captures are indexed by one statement.
-INDEX_AFTER_SECONDS = 0.05
-# SQLite: the WAL is copied back into the database at most this often (the writers turn SQLite's
-# own checkpoint off, which would run in the committing batch, on the event loop).
-CHECKPOINT_EVERY_SECONDS = 1.0
 EXTENSION = "hookscope.recorder"
 # Where the capture gate puts its answerer (app/store/batch.py's Answerer) for the writer.
 ANSWERER = "hookscope.answerer"
@@ -106,7 +98,6 @@ class Recorder:
         if self._gevent:
             import gevent
             from gevent.event import Event
-            from gevent.lock import Semaphore
             from gevent.threadpool import ThreadPool
 
             self._event = Event
@@ -119,20 +110,11 @@ class Recorder:
             self._thread = ThreadPool(1) if writer.sqlite else None
             writer.checkpoint_apart = writer.sqlite
             self._writing = gevent.spawn(self._run)
-            # SQLite: new requests are queued for search (migration 0004) and indexed here.
-            self._stored = Event()
-            self._indexer = gevent.spawn(self._index_run) if writer.sqlite else None
-            self._index_idle = Event()
-            self._index_idle.set()
-            self._indexing = Semaphore()
         else:
             self._event = threading.Event
             self._lock = threading.Lock()
             self._thread = None
-            self._indexer = None
-            self._index_idle = threading.Event()
-            self._index_idle.set()
-            self._indexing = threading.Lock()
+        self.indexer = Indexer(writer, self._thread, self._gevent)
 
     def record(
         self,
@@ -238,8 +220,7 @@ class Recorder:
         for item in batch:
             _release(item)
             item.done.set()
-        if self._indexer is not None:
-            self._stored.set()
+        self.indexer.stored()
 
     def _run_job(self, job: Job) -> None:
         """Run one step of a queued deletion; queue it again, last, until it is done."""
@@ -247,7 +228,7 @@ class Recorder:
             self._step(job.deletion)
         except BaseException as err:  # the caller raises it; the writer goes on
             job.error = err
-        self._stored.set()  # the indexer checkpoints the WAL the deletion grew
+        self.indexer.stored()  # the indexer checkpoints the WAL the deletion grew
         if job.deletion.done or job.error is not None:
             job.done.set()
         else:
@@ -262,7 +243,7 @@ class Recorder:
                 return
             if self._thread is not None:
                 # As for a small batch: here when the write lock is free, else in the thread.
-                self._index_idle.wait()
+                self.indexer.wait_idle()
                 if writer.write_notes_own(notes):
                     return
             conn = writer.checkout()
@@ -275,65 +256,6 @@ class Recorder:
                 conn.close()
         except Exception as err:  # the captures are stored; only what they were answered is lost
             log.error("storing what %d capture(s) were answered failed: %s", len(notes), err)
-
-    def _index_run(self) -> None:
-        """Index what bursts of captures queued for search, a moment after each burst began.
-
-        In the native thread: one statement indexes the whole batch there, the GIL released,
-        while the event loop goes on taking captures (a batch that finds the write lock taken
-        queues for the thread behind it). A search indexes whatever is still queued itself.
-        """
-        import gevent
-
-        checkpointed = time.monotonic()
-        while True:
-            self._stored.wait()
-            gevent.sleep(INDEX_AFTER_SECONDS)  # let the burst gather into one statement
-            self._stored.clear()
-            try:
-                self.index_queued()
-                if time.monotonic() - checkpointed >= CHECKPOINT_EVERY_SECONDS:
-                    checkpointed = time.monotonic()
-                    self._checkpoint()
-            except StorageUnavailable as err:  # the next stored batch, or a search, tries again
-                log.warning("indexing queued requests for search failed: %s", err)
-            except Exception:  # a bug: keep the indexer alive; searches still index for themselves
-                log.exception("indexing queued requests for search failed")
-
-    def _checkpoint(self) -> None:
-        """Checkpoint the WAL in the native thread; captures neither wait for it nor stop it.
-
-        Not while holding the indexer's turn: a checkpoint takes no write lock, and batches
-        waiting for the index to be done would otherwise wait for the database file's sync too.
-        """
-        conn = self._writer.checkout()
-        try:
-            threads.run(self._thread, self._writer.checkpoint, conn)
-        finally:
-            conn.close()
-
-    def index_queued(self) -> None:
-        """Index everything queued for search (SQLite), then return. Raises StorageUnavailable.
-
-        Under gevent the event loop stays free meanwhile: the queue is indexed a batch at a time
-        in the native thread, and captures' batches go in between. A queue can be long: requests
-        written into the database by something other than this app, or an indexer that kept
-        failing (on the loop, a million queued requests stalled the worker for a minute).
-        """
-        with self._indexing:  # one at a time: the indexer's, or a search's
-            while True:
-                conn = self._writer.checkout()
-                self._index_idle.clear()
-                try:
-                    if self._thread is None:
-                        more = self._writer.index(conn)
-                    else:
-                        more = threads.run(self._thread, self._writer.index, conn)
-                finally:
-                    self._index_idle.set()
-                    conn.close()
-                if not more:
-                    return
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0
@@ -353,7 +275,7 @@ class Recorder:
             # While the indexer holds the write lock in the thread, wait for it here rather
             # than hand the batch to the thread behind it, where its every statement would
             # queue for the GIL behind the busy event loop.
-            self._index_idle.wait()
+            self.indexer.wait_idle()
             if self._writer.write_now(batch):
                 return
         conn = self._writer.checkout()  # here, not in the native thread: the pool is gevent's

@@ -13,16 +13,8 @@ from flask import current_app
 from sqlalchemy import Row, Select, delete, func, select, update
 
 from app.domain.bins import MAX_SEQ, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from app.domain.models import (
-    SUMMARY_TEXT_MAX,
-    AnswerRow,
-    Bin,
-    CapturedRequest,
-    Payload,
-    SummaryDict,
-    isoformat,
-    summary,
-)
+from app.domain.models import AnswerRow, Bin, CapturedRequest, Payload
+from app.domain.shapes import SUMMARY_TEXT_MAX, SummaryDict, isoformat, summary
 from app.extensions import db
 from app.store.bulk import Deletion
 from app.store.engine import begin_write

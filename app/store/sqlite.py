@@ -1,11 +1,12 @@
 """The SQLite capture writer: a batch statement by statement, under the database's write lock.
 
 In-process and under the database-wide write lock, statement by statement is cheap. The batch
-numbers each bin's captures (``UPDATE ... RETURNING``), inserts the requests and payloads with
-one multi-row INSERT each, drops the oldest unpinned requests beyond each bin's limit (never the
-newest) and renews expiries. Big bodies are written through the blob API (``STREAM_BLOB_BYTES``)
-and indexed for search at once; everything else is queued for search by the payload's insert
-trigger and indexed later (app/store/indexing.py).
+numbers each bin's captures (``UPDATE ... RETURNING``), then writes its rows
+(app/store/sqlite_rows.py): inserts the requests and payloads with one multi-row INSERT each,
+drops the oldest unpinned requests beyond each bin's limit (never the newest) and renews
+expiries. Big bodies are written through the blob API (``STREAM_BLOB_BYTES``) and indexed for
+search at once; everything else is queued for search by the payload's insert trigger and indexed
+later (app/store/indexing.py).
 
 Who calls what, and where (app/store/recorder.py): ``write_now`` on the event loop, through the
 loop's own connection, when the write lock is free; ``write``, ``index`` and ``checkpoint`` in
@@ -15,21 +16,15 @@ the writer's native thread, through pooled connections.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
 from typing import Any
 
-from app.domain.models import SummaryDict
-from app.store import answers, engine, indexing
+from app.store import answers, batch_rows, engine, indexing, sqlite_rows
 from app.store import batch as batches
 from app.store.answers import AnswerNote
-from app.store.batch import NUMBERED_COLUMNS, BinBatch, Numbered, Pending, Stored
+from app.store.batch import NUMBERED_COLUMNS, Numbered, Pending
 from app.store.errors import StorageUnavailable, contended, discard
 from app.store.writer import Writer
 
-# Bodies at least this big are written through the blob API, straight into the database's pages:
-# bound as a parameter, sqlite3 copies the body, SQLite builds the row in memory from that copy
-# and indexing it for search reads it back again (a 25 MiB body peaked at 4.2x its size).
-STREAM_BLOB_BYTES = 256 * 1024
 # Each page in the WAL is preceded by a frame header of this many bytes (SQLite's file format).
 WAL_FRAME_HEADER = 24
 # Marks a pooled connection (its pool record's info) whose automatic checkpoint is off.
@@ -41,38 +36,6 @@ UPDATE bins SET last_seq = last_seq + ?, request_count = request_count + ?,
 WHERE id = ?
 RETURNING {", ".join(NUMBERED_COLUMNS)}
 """  # noqa: S608 - column names from app/store/batch.py
-_INSERT_REQUEST = """
-INSERT INTO requests (id, bin_id, seq, method, path, query_string, content_type, body_size,
-                      remote_addr, received_at, status, rejected, delivery_id, stored_bytes,
-                      pinned)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_INSERT_ANSWER = "INSERT INTO answers (request_id, record, sent_at) VALUES (?, ?, ?)"
-_INSERT_PAYLOAD = (
-    "INSERT INTO payloads (request_id, url, http_version, headers, body) VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_PAYLOAD_ZEROBLOB = (
-    "INSERT INTO payloads (request_id, url, http_version, headers, body)"
-    " VALUES (?, ?, ?, ?, zeroblob(?))"
-)
-_INSERT_FORWARD = """
-INSERT INTO attempts (id, request_id, bin_id, kind, target, method, try_number, state, due_at,
-                      lease_until, reason, message, response_truncated, edited)
-VALUES (?, ?, ?, 'forward', ?, ?, 1, 'pending', ?, ?, '', '', 0, 0)
-"""
-# The oldest unpinned requests but the newest, oldest first; read lazily, as far as needed.
-_OLDEST = """
-SELECT id, seq, stored_bytes FROM requests WHERE bin_id = ? AND pinned = ? AND seq <> ?
-ORDER BY seq LIMIT ?
-"""
-# Rows read at a time while looking for enough bytes to free.
-_OLDEST_CHUNK = 64
-_DELETE_REQUEST = "DELETE FROM requests WHERE id = ?"
-_SHRINK = (
-    "UPDATE bins SET request_count = request_count - ?, stored_bytes = stored_bytes - ?"
-    " WHERE id = ?"
-)
-_RENEW = "UPDATE bins SET expires_at = ? WHERE id = ?"
 
 
 class SqliteWriter(Writer):
@@ -155,7 +118,7 @@ class SqliteWriter(Writer):
                 raise StorageUnavailable("the database stayed locked") from err
             return False
         try:
-            for sql, rows in answers.statements(notes, _stored_time):
+            for sql, rows in answers.statements(notes, sqlite_rows.stored_time):
                 cur.executemany(sql, rows)
             conn.commit()
         except sqlite3.Error as err:
@@ -225,127 +188,11 @@ class SqliteWriter(Writer):
         bins, stored = batches.judge(grouped, taken, self.answerer, self.bin_max_bytes)
         if not stored:
             return
-        summaries, request_ids = self._insert(conn, cur, stored)
-        forwards = self._forwards(cur, stored, request_ids)
+        summaries, request_ids = sqlite_rows.insert(conn, cur, stored)
+        forwards = sqlite_rows.forwards(cur, stored, request_ids, self.forward_lease_seconds)
         dropped, freed = {}, {}
         for b in bins:
-            dropped[b.bin_id], freed[b.bin_id] = self._keep(cur, b)
+            dropped[b.bin_id], freed[b.bin_id] = sqlite_rows.keep(cur, b)
         batches.settle(bins, stored, summaries, dropped, freed)
         if forwards:
-            batches.note_forwards(*forwards)
-
-    def _forwards(
-        self, cur: Any, stored: list[Stored], request_ids: list[int]
-    ) -> tuple[list[tuple], list[int]] | None:
-        """Store each accepted capture's auto-forward tries, due at once."""
-        rows = batches.forward_rows(stored, self.forward_lease_seconds)
-        if not rows:
-            return None
-        request_of = {id(done): rid for done, rid in zip(stored, request_ids, strict=True)}
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM attempts")
-        (top,) = cur.fetchone()
-        ids = list(range(top + 1, top + 1 + len(rows)))
-        values = [
-            (
-                attempt_id,
-                request_of[id(done)],
-                done.item.bin_id,
-                target,
-                done.item.snap.method,
-                _stored_time(due),
-                _stored_time(until),
-            )
-            for attempt_id, (done, target, due, until) in zip(ids, rows, strict=True)
-        ]
-        _insert_rows(cur, _INSERT_FORWARD, values)
-        return rows, ids
-
-    def _insert(
-        self, conn: Any, cur: Any, stored: list[Stored]
-    ) -> tuple[list[SummaryDict], list[int]]:
-        # The transaction holds the write lock, so nobody else can take these ids meanwhile.
-        cur.execute("SELECT COALESCE(MAX(id), 0) FROM requests")
-        (top,) = cur.fetchone()
-        summaries, rows, payloads, streamed, answered = [], [], [], [], []
-        request_ids = list(range(top + 1, top + 1 + len(stored)))
-        for request_id, done in zip(request_ids, stored, strict=True):
-            described, request, payload = batches.row(done, sqlite=True)
-            summaries.append(described)
-            rows.append((request_id, done.item.bin_id, done.seq, *request, False))
-            decided = done.decided
-            if decided is not None and decided.record is not None:
-                sent = decided.sent_at
-                sent_at = None if sent is None else _stored_time(batches.naive_utc(sent))
-                answered.append((request_id, decided.record, sent_at))
-            if len(done.item.snap.body) >= STREAM_BLOB_BYTES:
-                streamed.append((request_id, *payload))
-            else:
-                payloads.append((request_id, *payload))
-        _insert_rows(cur, _INSERT_REQUEST, rows)
-        _insert_rows(cur, _INSERT_PAYLOAD, payloads)
-        if answered:
-            _insert_rows(cur, _INSERT_ANSWER, answered)
-        for request_id, url, http_version, headers_json, body in streamed:
-            cur.execute(
-                _INSERT_PAYLOAD_ZEROBLOB, (request_id, url, http_version, headers_json, len(body))
-            )
-            with conn.dbapi_connection.blobopen("payloads", "body", request_id) as blob:
-                blob.write(body)
-            indexing.index_streamed(cur, request_id, body)
-        return summaries, request_ids
-
-    def _keep(self, cur: Any, bin_: BinBatch) -> tuple[list[int], int]:
-        """Apply the bin's retention and renew its expiry; return the seqs dropped and the bytes
-        they held."""
-        numbered = bin_.numbered
-        dropped = _drop_oldest(
-            cur, bin_.bin_id, bin_.excess, bin_.bytes_excess, keep=numbered.last_seq
-        )
-        renewed = numbered.renewed_expiry(bin_.items[-1].snap.received_at)
-        if renewed is not None:
-            cur.execute(_RENEW, (_stored_time(renewed), bin_.bin_id))
-        return dropped
-
-
-def _insert_rows(cur: Any, statement: str, rows: list[tuple]) -> None:
-    """Insert ``rows`` with one multi-row INSERT (one statement to run, not one per row)."""
-    if not rows:
-        return
-    head, values = statement.split("VALUES")
-    sql = f"{head}VALUES {', '.join([values.strip()] * len(rows))}"
-    cur.execute(sql, [value for row in rows for value in row])
-
-
-def _drop_oldest(
-    cur: Any, bin_id: str, excess: int, bytes_excess: int, keep: int
-) -> tuple[list[int], int]:
-    """Delete the oldest unpinned requests other than ``keep``, at least ``excess`` of them
-    holding at least ``bytes_excess`` bytes (or all there are); return their seqs and bytes."""
-    if excess <= 0 and bytes_excess <= 0:
-        return [], 0
-    victims, freed = [], 0
-    if bytes_excess <= 0:
-        cur.execute(_OLDEST, (bin_id, False, keep, excess))
-        victims = cur.fetchall()
-        freed = sum(v[2] for v in victims)
-    else:
-        # How many rows free enough bytes is unknown: read a few at a time, stop when done.
-        cur.execute(_OLDEST, (bin_id, False, keep, -1))
-        while len(victims) < excess or freed < bytes_excess:
-            rows = cur.fetchmany(_OLDEST_CHUNK)
-            for row in rows:
-                if len(victims) >= excess and freed >= bytes_excess:
-                    break
-                victims.append(row)
-                freed += row[2]
-            if len(rows) < _OLDEST_CHUNK:
-                break
-    if victims:
-        cur.executemany(_DELETE_REQUEST, [(v[0],) for v in victims])
-        cur.execute(_SHRINK, (len(victims), freed, bin_id))
-    return [v[1] for v in victims], freed
-
-
-def _stored_time(naive_utc: datetime) -> str:
-    """The form SQLAlchemy's DateTime column stores on SQLite."""
-    return naive_utc.isoformat(" ", "microseconds")
+            batch_rows.note_forwards(*forwards)

@@ -15,7 +15,8 @@ import json
 import logging
 from typing import Any
 
-from app.domain.models import AnswerRow, CapturedRequest, isoformat
+from app.domain.models import AnswerRow, CapturedRequest
+from app.domain.shapes import isoformat
 from app.ingest import answering, respond
 from app.ingest.respond import DEFAULT_SETTINGS, Invalid, ResponseSettings
 

@@ -3,7 +3,7 @@
 The index is made and kept by the database (migration 0003: FTS5 on SQLite, tsvector + GIN on
 PostgreSQL, both fed by triggers), so every writer keeps it right. On SQLite new requests are
 queued by the trigger and indexed in batches (migration 0004): the capture writer does it after
-bursts (app/store/recorder.py), and every search first indexes what is still queued
+bursts (app/store/indexer.py), and every search first indexes what is still queued
 (``sqlite.catch_up``), so no stored request is missed. This module turns what a user typed into
 a query for the index and hands it to the engine's reader (``sqlite``, ``postgres``), which reads
 one page of matches, newest first, in the list's keyset shape.

@@ -19,12 +19,13 @@ def catch_up() -> None:
     """Index every queued request, so the session's next read finds them.
 
     Ends the session's current transaction: a read transaction keeps the snapshot it began with.
-    The capture writer does the work (``Recorder.index_queued``): under gevent in its native
-    thread, so that the event loop goes on serving meanwhile, and this greenlet waits.
+    The capture writer's indexer does the work (``Indexer.index_queued``, app/store/indexer.py):
+    under gevent in the writer's native thread, so that the event loop goes on serving meanwhile,
+    and this greenlet waits.
     """
     if not db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM search_pending)")):
         return
-    recorder_of(current_app).index_queued()
+    recorder_of(current_app).indexer.index_queued()
     db.session.commit()
 
 
