@@ -30,7 +30,8 @@ from typing import Any, TypedDict
 from sqlalchemy import BigInteger, Select, cast, func, select, tuple_
 
 from app.domain.budgets import effective_max_bytes
-from app.domain.models import Bin, BinUsage, isoformat
+from app.domain.models import Bin, BinUsage
+from app.domain.shapes import isoformat
 from app.extensions import db
 from app.store import usage
 
