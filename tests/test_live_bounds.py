@@ -217,6 +217,9 @@ def test_a_socket_that_never_reads_is_cut_off_and_pins_no_memory(own_server):
     assert cut_off, "a connection that never reads must be dropped"
     assert set(range(sent, sent + 20)) <= heard, "the honest watcher missed events"
     assert increase < BOUND_MIB, f"the worker grew by {increase:.0f} MiB"
+    # The frames it sent after it was cut off are answered, not a handler's traceback.
+    log_text = server.log_text()
+    assert "Traceback" not in log_text, log_text[log_text.index("Traceback") - 200 :][:3000]
 
 
 def test_a_slow_reader_is_dropped_and_catches_up_by_seq(tmp_path):

@@ -64,7 +64,6 @@ class Backlog:
 
     def drop(self, sock: Any, waiting: int, held: int) -> None:
         """Close a connection that does not take what is sent to it; free what waits for it."""
-        self._dropping.add(sock)
         self.dropped += 1
         log.warning(
             "live: dropped a connection that does not read: %d packet(s), %d bytes waiting"
@@ -74,6 +73,15 @@ class Backlog:
             self.max_packets,
             self.max_bytes,
         )
+        self.hang_up(sock)
+
+    def hang_up(self, sock: Any) -> None:
+        """Close the connection now, whatever waits for it: nothing more is queued for it, its
+        socket is shut down (a writer blocked on a full socket gives up) and engineio closes it
+        without sending anything more (a client that does not read would never take it)."""
+        if sock in self._dropping:
+            return
+        self._dropping.add(sock)
         _empty(sock.queue, self.eio.get_queue_empty_exception())
         self._queued.pop(sock, None)
         lane = _lane_of(self.server, sock.sid)
@@ -84,6 +92,14 @@ class Backlog:
                 pass
         # Not here: this may be the middle of an emit to a room, or of a handler's replay.
         self.server.start_background_task(_close, sock)
+
+
+def hang_up(server: Any, eio_sid: str) -> None:
+    """Close an engine.io connection of ``server`` (a socketio.Server) now, as a dropped one is."""
+    backlog = _installed.get(server)
+    sock = server.eio.sockets.get(eio_sid)
+    if backlog is not None and sock is not None:
+        backlog.hang_up(sock)
 
 
 def _close(sock: Any) -> None:
@@ -111,9 +127,12 @@ def _lane_of(server: Any, eio_sid: str) -> Any:
 
 def install(server: Any, max_bytes: int, max_packets: int) -> Backlog:
     """Cap every connection's send queue on ``server`` (a socketio.Server)."""
-    backlog = Backlog(server, max_bytes, max_packets)
+    backlog = _installed[server] = Backlog(server, max_bytes, max_packets)
     backlog.install()
     return backlog
+
+
+_installed: weakref.WeakKeyDictionary[Any, Backlog] = weakref.WeakKeyDictionary()
 
 
 # The private parts this module relies on (app/internals.py): without them a client that never

@@ -9,7 +9,7 @@ from flask import current_app, request
 from flask_socketio import emit, join_room
 
 from app.extensions import socketio
-from app.live import CAPTURED, full, room
+from app.live import CAPTURED, backlog, full, room
 from app.live.watches import Replay, Watches, has_room, may_watch
 from app.runtime import metrics
 from app.store import requests as stored
@@ -31,6 +31,8 @@ def on_watch(data: Any) -> dict[str, Any]:
     after = data.get("after")
     if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
         return {"ok": False, "error": "'after' must be a sequence number or null"}
+    if not socketio.server.manager.is_connected(request.sid, "/"):
+        return _GONE  # a frame that arrived before the connection was cut off
     config = current_app.config
     conn = _watches.of(request.sid, config["HOOKSCOPE_WATCH_RATE"])
     if not may_watch(conn):
@@ -54,11 +56,13 @@ def on_watch(data: Any) -> dict[str, Any]:
             " (HOOKSCOPE_WATCHES_PER_SOCKET); open another connection",
         )
     # Join first, then read: a capture committed in between arrives twice, never zero times.
-    join_room(room(bin_.id))
+    if not _join(room(bin_.id)):
+        return _GONE
     # A relay asks for captures in full (app/live/full.py), where this server offers them.
     in_full = data.get("full") is True and full.offered()
     if in_full:
-        join_room(full.room(bin_.id))
+        if not _join(full.room(bin_.id)):
+            return _GONE
     _watching(True)
     paged = data.get("paged") is True
     ack: dict[str, Any] = {"ok": True, "bin": bin_.id, "last_seq": max(bin_.last_seq, after or 0)}
@@ -125,8 +129,26 @@ def _refused(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": message, "code": code}
 
 
+_GONE = _refused("disconnected", "this connection was closed; connect again")
+
+
+def _join(name: str) -> bool:
+    """Join a room; False when the connection was cut off while this handler waited (a read)."""
+    try:
+        join_room(name)
+    except KeyError:  # python-socketio's rooms no longer know this connection
+        return False
+    return True
+
+
 def _disconnect(sid: str) -> None:
-    socketio.server.disconnect(sid)
+    """Close the client's connection, not only its namespace: a client that does not read
+    never acts on the namespace's disconnect packet, and would keep the connection open."""
+    server = socketio.server
+    eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+    server.disconnect(sid)
+    if eio_sid is not None:
+        backlog.hang_up(server, eio_sid)
 
 
 # This process's sockets that watch a bin, for the live_watchers gauge (app/runtime/metrics.py).
