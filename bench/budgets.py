@@ -206,14 +206,14 @@ def _time_listing(gun) -> dict:
         first, body = timed({"limit": 50})
         # A cursor half way down: walk pages of 500 to the middle.
         cursor, seen = body["next"], 50
-        while seen < body["totals"]["bins"] // 2 and cursor:
+        while seen < body["storage"]["bins"] // 2 and cursor:
             page = s.get(url, params={"limit": 500, "after": cursor}, timeout=60).json()
             cursor, seen = page["next"], seen + len(page["bins"])
         half, _ = timed({"limit": 50, "after": cursor})
         return {
             "first_page": timing(first),
             "half_way": timing(half),
-            "totals": body["totals"],
+            "storage": body["storage"],
             "log_problems": problems(gun.log_text())[:5],
         }
     finally:
