@@ -1,10 +1,11 @@
 """Answers: what a bin's response and rules cost a capture, and what a delayed answer costs others.
 
-**Rules** (``ratio``): one fresh server takes the same wrk load twice, into a default bin and into
-a bin whose answer the rules choose: three rules tried in order on every capture (a method, a
-header, and a JSON path into the body, none of which match ``post.lua``'s body) before the bin's
-own response, a ``201`` with a template body (``{{ seq }}``) and a header. The order alternates
-between runs. The figure is captures/s with rules over captures/s default, same run.
+**Rules** (``ratio``, ``ratio_templated``): one fresh server takes the same wrk load three times,
+into a default bin and into two bins whose answer the rules choose: three rules tried in order on
+every capture (a method, a header, and a JSON path into the body, none of which match
+``post.lua``'s body) before the bin's own response, a ``201`` with a header and a fixed body, or
+the same with a template body (``created {{ seq }}``, rendered for every capture). The order
+turns between runs. The figures are captures/s of each over captures/s default, same run.
 
 **Delay** (``held``): on one fresh server, wrk loads a default bin twice: once alone, and once
 while 200 requests to another bin wait for its 10 s answer delay (sent first, each on its own
@@ -36,7 +37,7 @@ RULES = {
     "response": {
         "status": 201,
         "headers": [["X-Hook", "ok"]],
-        "body": "created {{ seq }}",
+        "body": "created",
         "content_type": "text/plain",
     },
     "rules": [
@@ -70,20 +71,29 @@ def _load(base: str, made: dict, seconds: float) -> dict:
     return {k: load[k] for k in ("captures_per_s", "p50_ms", "p99_ms", "lost")}
 
 
+TEMPLATED = {**RULES, "response": {**RULES["response"], "body": "created {{ seq }}"}}
+
+
 def rules_run(launch: Callable, run: int, seconds: float) -> dict:
-    """One server, a default bin and a rule-answered bin, the same load into each."""
+    """One server, a default bin and two rule-answered bins, the same load into each."""
     with tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-") as tmp:
         gun = launch(Path(tmp), {}).start()
         try:
-            plain, ruled = gun.create_bin(), gun.create_bin()
-            _patch(gun.url, ruled, RULES)
-            answer = requests.post(f"{gun.url}/h/{ruled['id']}", json={"a": 1}, timeout=10)
-            assert answer.status_code == 201 and answer.text.startswith("created"), answer.text
+            bins = {"default": gun.create_bin(), "rules": gun.create_bin()}
+            bins["templated"] = gun.create_bin()
+            _patch(gun.url, bins["rules"], RULES)
+            _patch(gun.url, bins["templated"], TEMPLATED)
+            for name, says in (("rules", "created"), ("templated", "created 1")):
+                answer = requests.post(f"{gun.url}/h/{bins[name]['id']}", json={"a": 1}, timeout=10)
+                assert answer.status_code == 201 and answer.text == says, answer.text
             out: dict = {"run": run}
-            for name in ["default", "rules"] if run % 2 else ["rules", "default"]:
-                out[name] = _load(gun.url, plain if name == "default" else ruled, seconds)
-            ratio = out["rules"]["captures_per_s"] / out["default"]["captures_per_s"]
-            out["ratio"] = round(ratio, 3)
+            names = ["default", "rules", "templated"]
+            turn = (run - 1) % len(names)
+            for name in names[turn:] + names[:turn]:
+                out[name] = _load(gun.url, bins[name], seconds)
+            default = out["default"]["captures_per_s"]
+            out["ratio"] = round(out["rules"]["captures_per_s"] / default, 3)
+            out["ratio_templated"] = round(out["templated"]["captures_per_s"] / default, 3)
             out["loadavg"] = list(os.getloadavg())
             return out
         finally:
@@ -181,9 +191,10 @@ def run(launch: Callable, runs: int, seconds: float | None) -> dict:
         r = rules_run(launch, n, seconds)
         ruled.append(r)
         print(f"  rules run {n}: default {r['default']['captures_per_s']}/s, rules "
-              f"{r['rules']['captures_per_s']}/s (ratio {r['ratio']}), lost "
-              f"{r['default']['lost']}/{r['rules']['lost']}; load avg {r['loadavg'][0]:.2f}",
-              flush=True)  # fmt: skip
+              f"{r['rules']['captures_per_s']}/s (ratio {r['ratio']}), templated "
+              f"{r['templated']['captures_per_s']}/s (ratio {r['ratio_templated']}), lost "
+              f"{r['default']['lost']}/{r['rules']['lost']}/{r['templated']['lost']}; "
+              f"load avg {r['loadavg'][0]:.2f}", flush=True)  # fmt: skip
         d = delay_run(launch, n, seconds)
         delayed.append(d)
         print(f"  delay run {n}: alone p50/p99 {d['alone']['p50_ms']}/{d['alone']['p99_ms']} ms "
@@ -198,9 +209,11 @@ def run(launch: Callable, runs: int, seconds: float | None) -> dict:
         ["metric", f"median of {runs}"],
         [
             ["captures/s, default bin", med(ruled, lambda r: r["default"]["captures_per_s"])],
+            ["captures/s, 3 rules + 201", med(ruled, lambda r: r["rules"]["captures_per_s"])],
             ["captures/s, 3 rules + templated 201",
-             med(ruled, lambda r: r["rules"]["captures_per_s"])],
+             med(ruled, lambda r: r["templated"]["captures_per_s"])],
             ["ratio rules / default (same run)", med(ruled, lambda r: r["ratio"])],
+            ["ratio templated / default (same run)", med(ruled, lambda r: r["ratio_templated"])],
             ["p99 ms other bin, alone", med(delayed, lambda r: r["alone"]["p99_ms"])],
             [f"p99 ms other bin, {HELD} held 10 s", med(delayed, lambda r: r["held"]["p99_ms"])],
             ["p50 ms other bin, alone / held",
