@@ -57,12 +57,13 @@ def on_watch(data: Any) -> dict[str, Any]:
         )
     # Join first, then read: a capture committed in between arrives twice, never zero times.
     if not _join(room(bin_.id)):
+        # Cut off while this handler read: its disconnect has run, so forget what it made here.
+        _watches.forget(request.sid)
         return _GONE
     # A relay asks for captures in full (app/live/full.py), where this server offers them.
     in_full = data.get("full") is True and full.offered()
     if in_full:
-        if not _join(full.room(bin_.id)):
-            return _GONE
+        join_room(full.room(bin_.id))  # nothing waited since the join above
     _watching(True)
     paged = data.get("paged") is True
     ack: dict[str, Any] = {"ok": True, "bin": bin_.id, "last_seq": max(bin_.last_seq, after or 0)}
