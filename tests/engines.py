@@ -29,6 +29,13 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def scaleout_unavailable(reason: str, module: bool = False) -> None:
+    """Skip, or fail when CI requires PostgreSQL and Redis (HOOKSCOPE_REQUIRE_SCALEOUT=1)."""
+    if os.environ.get("HOOKSCOPE_REQUIRE_SCALEOUT") == "1":
+        pytest.fail(f"{reason} (HOOKSCOPE_REQUIRE_SCALEOUT=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+
+
 def wait_for(check, timeout: float, what: str, every: float = 0.05):
     """Call ``check`` until it returns something true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

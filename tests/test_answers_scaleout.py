@@ -9,15 +9,15 @@ import os
 
 import pytest
 import requests
+from engines import scaleout_unavailable
 from harness import POSTGRES_URL, Gunicorn, drop_postgres_database, fresh_postgres_database
 
 REDIS = os.environ.get("HOOKSCOPE_TEST_REDIS_URL")
 
 if not (POSTGRES_URL and REDIS):
-    reason = "scale-out needs HOOKSCOPE_TEST_POSTGRES_URL and HOOKSCOPE_TEST_REDIS_URL"
-    if os.environ.get("HOOKSCOPE_REQUIRE_SCALEOUT") == "1":
-        pytest.fail(reason + " (HOOKSCOPE_REQUIRE_SCALEOUT=1)", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    scaleout_unavailable(
+        "scale-out needs HOOKSCOPE_TEST_POSTGRES_URL and HOOKSCOPE_TEST_REDIS_URL", module=True
+    )
 
 
 @pytest.fixture(scope="module")

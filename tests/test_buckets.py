@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+from engines import scaleout_unavailable
 from harness import free_port
 
 from app import config
@@ -105,9 +106,7 @@ def test_full_buckets_are_forgotten_when_there_are_many(monkeypatch):
 @pytest.fixture
 def redis_url():
     if not REDIS:
-        if os.environ.get("HOOKSCOPE_REQUIRE_SCALEOUT") == "1":
-            pytest.fail("HOOKSCOPE_TEST_REDIS_URL is needed (HOOKSCOPE_REQUIRE_SCALEOUT=1)")
-        pytest.skip("needs HOOKSCOPE_TEST_REDIS_URL")
+        scaleout_unavailable("needs HOOKSCOPE_TEST_REDIS_URL")
     return REDIS
 
 

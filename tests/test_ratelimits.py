@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from engines import scaleout_unavailable
 from flask_migrate import upgrade
 from harness import Gunicorn, csrf_token, database_url_for, drop_postgres_database
 
@@ -181,9 +182,7 @@ REDIS = os.environ.get("HOOKSCOPE_TEST_REDIS_URL")
 def two_processes(tmp_path):
     """Two gunicorn masters on one database and one Redis, limits on."""
     if not REDIS:
-        if os.environ.get("HOOKSCOPE_REQUIRE_SCALEOUT") == "1":
-            pytest.fail("HOOKSCOPE_TEST_REDIS_URL is needed (HOOKSCOPE_REQUIRE_SCALEOUT=1)")
-        pytest.skip("needs HOOKSCOPE_TEST_REDIS_URL")
+        scaleout_unavailable("needs HOOKSCOPE_TEST_REDIS_URL")
     database = database_url_for(tmp_path)
     env = {
         "DATABASE_URL": database,
