@@ -176,9 +176,9 @@ def might_be(method: str, query_string: str, body: bytes) -> bool:
 
 def detect(view: RequestView, settings: ResponseSettings) -> Answer | None:
     """Return the answer to a verification handshake, or None when this is not one."""
-    rows = _BY_METHOD.get(view.method)
-    if rows is None:
-        return None
+    if not might_be(view.method, view.query_string, view.body):
+        return None  # nearly every capture: one search each of the query string and body
+    rows = _BY_METHOD[view.method]
     body = view.body
     # Only a small body that starts like a JSON object is searched, each marker once.
     searchable = 0 < len(body) <= MAX_HANDSHAKE_BODY and body[:1] in _JSON_START
