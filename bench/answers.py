@@ -1,11 +1,13 @@
 """Answers: what a bin's response and rules cost a capture, and what a delayed answer costs others.
 
-**Rules** (``ratio``, ``ratio_templated``): one fresh server takes the same wrk load three times,
-into a default bin and into two bins whose answer the rules choose: three rules tried in order on
-every capture (a method, a header, and a JSON path into the body, none of which match
-``post.lua``'s body) before the bin's own response, a ``201`` with a header and a fixed body, or
-the same with a template body (``created {{ seq }}``, rendered for every capture). The order
-turns between runs. The figures are captures/s of each over captures/s default, same run.
+**Rules** (``ratio``, ``ratio_templated``): one fresh server takes the same wrk load into a default
+bin and into two bins whose answer the rules choose: three rules tried in order on every capture
+(a method, a header, and a JSON path into the body, none of which match ``post.lua``'s body)
+before the bin's own response, a ``201`` with a header and a fixed body, or the same with a
+template body (``created {{ seq }}``, rendered for every capture). The load is cut into rounds
+(``--seconds`` in loads of ``ROUND_SECONDS`` per kind, a fresh bin each time, the order
+turning), and a run's figure is the median over its rounds of captures/s of each kind over the
+default's in the same round: loads seconds apart, where the machine's drift matters least.
 
 **Delay** (``held``): on one fresh server, wrk loads a default bin twice: once alone, and once
 while 200 requests to another bin wait for its 10 s answer delay (sent first, each on its own
@@ -74,30 +76,63 @@ def _load(base: str, made: dict, seconds: float) -> dict:
 TEMPLATED = {**RULES, "response": {**RULES["response"], "body": "created {{ seq }}"}}
 
 
+# Each run's loads are short and interleaved: rounds (--seconds over ROUND_SECONDS), each loading
+# a fresh bin of every kind for ROUND_SECONDS in a turning order. This machine's speed drifts by a
+# third within a minute, so two kinds loaded a minute apart compare the machine more than the
+# code; a round's loads are seconds apart, and the run's ratio is the median of its rounds'.
+ROUND_SECONDS = 2.0
+KINDS = {"default": None, "rules": RULES, "templated": TEMPLATED}
+
+
 def rules_run(launch: Callable, run: int, seconds: float) -> dict:
-    """One server, a default bin and two rule-answered bins, the same load into each."""
+    """One server, a default bin and two rule-answered bins, the same short loads into each."""
+    rounds = max(1, round(seconds / ROUND_SECONDS))
     with tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-") as tmp:
         gun = launch(Path(tmp), {}).start()
         try:
-            bins = {"default": gun.create_bin(), "rules": gun.create_bin()}
-            bins["templated"] = gun.create_bin()
-            _patch(gun.url, bins["rules"], RULES)
-            _patch(gun.url, bins["templated"], TEMPLATED)
-            for name, says in (("rules", "created"), ("templated", "created 1")):
-                answer = requests.post(f"{gun.url}/h/{bins[name]['id']}", json={"a": 1}, timeout=10)
-                assert answer.status_code == 201 and answer.text == says, answer.text
-            out: dict = {"run": run}
-            names = ["default", "rules", "templated"]
-            turn = (run - 1) % len(names)
-            for name in names[turn:] + names[:turn]:
-                out[name] = _load(gun.url, bins[name], seconds)
-            default = out["default"]["captures_per_s"]
-            out["ratio"] = round(out["rules"]["captures_per_s"] / default, 3)
-            out["ratio_templated"] = round(out["templated"]["captures_per_s"] / default, 3)
+            for name in ("rules", "templated"):  # each kind answers as set, in a bin of its own
+                made = gun.create_bin()
+                _patch(gun.url, made, KINDS[name])
+                _check_answer(gun.url, made, name)
+            names = list(KINDS)
+            loads: dict[str, list[dict]] = {name: [] for name in names}
+            ratios: dict[str, list[float]] = {"rules": [], "templated": []}
+            for r in range(rounds):
+                turn = (run - 1 + r) % len(names)
+                got = {}
+                for name in names[turn:] + names[:turn]:
+                    made = gun.create_bin()
+                    if KINDS[name] is not None:
+                        _patch(gun.url, made, KINDS[name])
+                    got[name] = _load(gun.url, made, seconds / rounds)
+                    loads[name].append(got[name])
+                for name in ratios:
+                    ratios[name].append(
+                        got[name]["captures_per_s"] / got["default"]["captures_per_s"]
+                    )
+            out: dict = {"run": run, "rounds": rounds}
+            for name in names:
+                out[name] = {
+                    "captures_per_s": round(
+                        statistics.median(x["captures_per_s"] for x in loads[name]), 1
+                    ),
+                    "p99_ms": statistics.median(x["p99_ms"] for x in loads[name]),
+                    "lost": sum(x["lost"] for x in loads[name]),
+                }
+            out["round_ratios"] = {k: [round(x, 3) for x in v] for k, v in ratios.items()}
+            out["ratio"] = round(statistics.median(ratios["rules"]), 3)
+            out["ratio_templated"] = round(statistics.median(ratios["templated"]), 3)
             out["loadavg"] = list(os.getloadavg())
             return out
         finally:
             gun.stop()
+
+
+def _check_answer(base: str, made: dict, name: str) -> None:
+    """The bin answers as its settings say."""
+    says = "created" if name == "rules" else "created 1"
+    answer = requests.post(f"{base}/h/{made['id']}", json={"a": 1}, timeout=10)
+    assert answer.status_code == 201 and answer.text == says, answer.text
 
 
 def _hold(url: str, count: int) -> tuple[list[socket.socket], float]:

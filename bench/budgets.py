@@ -65,33 +65,66 @@ def load_baseline(rev: str):
     return module, commit
 
 
+# The loads of a run are short and interleaved: both servers run at once, and each round loads a
+# fresh bin on each for ROUND_SECONDS, in turns. This machine's speed drifts by a third within a
+# minute, so loads a minute apart compare the machine more than the code.
+ROUND_SECONDS = 2.0
+
+
 def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: list[int]) -> dict:
-    """Captures/s with storage accounting (the code under test) over the baseline's, per run."""
+    """Captures/s with storage accounting (the code under test) over the baseline's, per run:
+    the median over the run's rounds of the two servers' captures/s in the same round."""
     base, commit = load_baseline(baseline)
     out: dict = {"baseline": f"{baseline} ({commit})", "runs": []}
-    sides = [("accounting", harness), ("baseline", base)]
+    rounds = max(1, round(seconds / ROUND_SECONDS))
     for run in range(1, runs + 1):
-        order = sides if run % 2 else list(reversed(sides))
-        result: dict = {"run": run}
-        for name, module in order:
-            with tempfile.TemporaryDirectory(prefix=f"hookscope-budget-{name}-") as tmp:
+        result: dict = {"run": run, "rounds": rounds}
+        with (
+            tempfile.TemporaryDirectory(prefix="hookscope-budget-accounting-") as tmp_a,
+            tempfile.TemporaryDirectory(prefix="hookscope-budget-baseline-") as tmp_b,
+        ):
+            servers = {}
+            for name, module, tmp in (("accounting", harness, tmp_a), ("baseline", base, tmp_b)):
                 env = {"DATABASE_URL": f"sqlite:///{tmp}/hookscope.db", **KEEP_ALL}
-                gun = module.Gunicorn(Path(tmp), env=env)
-                gun.start()
-                try:
-                    for c in connections:
-                        made = gun.create_bin()
-                        r = ingest(gun.url, made["id"], made["read_key"], c, seconds, page=False)
-                        result[f"{name} c={c}"] = r["captures_per_s"]
-                        result[f"{name} c={c} lost"] = r["lost"]
-                        print(f"  budget run {run} {name} c={c}: {r['captures_per_s']}/s "
-                              f"p99 {r['p99_ms']:.1f} ms lost {r['lost']}", flush=True)  # fmt: skip
-                finally:
+                servers[name] = module.Gunicorn(Path(tmp), env=env).start()
+            try:
+                for c in connections:
+                    rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
+                    ratios, lost = [], 0
+                    for r in range(rounds):
+                        names = (
+                            ["accounting", "baseline"]
+                            if (run + r) % 2
+                            else ["baseline", "accounting"]
+                        )
+                        for name in names:
+                            gun = servers[name]
+                            made = gun.create_bin()
+                            got = ingest(
+                                gun.url,
+                                made["id"],
+                                made["read_key"],
+                                c,
+                                seconds / rounds,
+                                page=False,
+                            )
+                            rates[name].append(got["captures_per_s"])
+                            lost += got["lost"]
+                        ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
+                    for name in rates:
+                        result[f"{name} c={c}"] = round(statistics.median(rates[name]), 1)
+                    result[f"ratio c={c}"] = round(statistics.median(ratios), 3)
+                    result[f"round ratios c={c}"] = [round(x, 3) for x in ratios]
+                    result[f"lost c={c}"] = lost
+                    print(f"  budget run {run} c={c}: accounting {result[f'accounting c={c}']}/s, "
+                          f"baseline {result[f'baseline c={c}']}/s (medians of {rounds} rounds), "
+                          f"ratio {result[f'ratio c={c}']} "
+                          f"(rounds {result[f'round ratios c={c}']}), lost {lost}",
+                          flush=True)  # fmt: skip
+            finally:
+                for name, gun in servers.items():
                     gun.stop()
                     result[f"{name} log problems"] = len(problems(gun.log_text()))
-        for c in connections:
-            ratio = result[f"accounting c={c}"] / result[f"baseline c={c}"]
-            result[f"ratio c={c}"] = round(ratio, 3)
         out["runs"].append(result)
     out["ratio_median"] = {
         c: statistics.median(r[f"ratio c={c}"] for r in out["runs"]) for c in connections
