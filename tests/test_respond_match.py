@@ -175,6 +175,25 @@ def test_json_condition_on_numbers_booleans_null_and_list_items():
     assert chosen(r, post(body=b'{"items": [{"id": "a"}]}')) == "first"
 
 
+def test_a_string_spelled_with_escapes_or_in_utf16_still_matches_without_the_plain_spelling():
+    """A string condition first looks for the value's plain spelling in the body (no parse when
+    it is absent); a body that could spell it another way is parsed all the same."""
+    r = responder(named("failed", {"json": "status", "equals": "failed"}))
+    assert chosen(r, post(body=b'{"status": "fail\\u0065d"}')) == "failed"
+    assert chosen(r, post(body='{"status": "failed"}'.encode("utf-16"))) == "failed"
+    assert chosen(r, post(body='{"status": "failed"}'.encode("utf-16-le"))) == "failed"
+    assert chosen(r, post(body='{"status": "failed"}'.encode("utf-32"))) == "failed"
+    assert chosen(r, post(body=b'\xef\xbb\xbf{"status": "failed"}')) == "failed"
+    assert chosen(r, post(body=b'{"status": "failed", "status": "paid"}')) is None  # last wins
+    assert chosen(r, post(body=b'{"failed": "status"}')) is None
+    quoted = responder(named("q", {"json": "a", "equals": 'say "hi"\n'}))
+    assert chosen(quoted, post(body=b'{"a": "say \\"hi\\"\\n"}')) == "q"
+    assert chosen(quoted, post(body=b'{"a": "say hi"}')) is None
+    accents = responder(named("e", {"json": "a", "equals": "caf\u00e9 \u2028"}))
+    assert chosen(accents, post(body='{"a": "caf\u00e9 \u2028"}'.encode())) == "e"
+    assert chosen(accents, post(body=b'{"a": "caf\\u00e9 \\u2028"}')) == "e"
+
+
 def test_a_body_over_a_mebibyte_is_not_parsed_so_json_conditions_do_not_match():
     r = responder(named("failed", {"json": "status", "equals": "failed"}))
     padding = b" " * (1024 * 1024)

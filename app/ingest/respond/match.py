@@ -11,6 +11,7 @@ match is always the right one, so no pattern can make a long header value take e
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,12 +152,39 @@ def _json(condition: Condition) -> Predicate:
     path = parse_json_path(condition.subject)
     assert path is not None  # noqa: S101 - checked when the settings were saved
     wanted = condition.value
+    spelling = _spelling(wanted)
 
     def check(view: RequestView) -> bool:
+        if spelling is not None and not might_spell(view.body, spelling):
+            return False  # most bodies, when a rule waits for one value: nothing parsed
         document = view.json
         return document is not MISSING and json_equal(follow(document, path), wanted)
 
     return check
+
+
+def _spelling(wanted: Any) -> bytes | None:
+    """A string's JSON spelling in UTF-8, quotes included; None for other values (``1`` is
+    also ``1.0`` and ``1e0``). Saved settings hold no string UTF-8 cannot encode (parse.py)."""
+    if not isinstance(wanted, str):
+        return None
+    return json.dumps(wanted, ensure_ascii=False).encode()
+
+
+def might_spell(body: bytes | bytearray, spelling: bytes) -> bool:
+    """Whether a JSON body could hold the string spelled ``spelling`` (see ``_spelling``).
+
+    A JSON text with no backslash escapes nothing, so in UTF-8 each of its strings is spelled
+    exactly as ``json.dumps`` spells it (a string that needs an escape cannot be in it at all).
+    A body with a backslash, or in UTF-16 or UTF-32 (what ``json.loads`` also reads), could
+    spell it otherwise: only parsing tells.
+    """
+    if b"\\" in body or body[:1] in _WIDE_BOMS or b"\x00" in body[:4]:
+        return True
+    return spelling in body
+
+
+_WIDE_BOMS = (b"\xff", b"\xfe")
 
 
 _COMPILERS: dict[str, Callable[[Condition], Predicate]] = {
