@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from common import BareServer, cpu_seconds, print_rows, worker_pids
+from common import (
+    BareServer,
+    busy_pct,
+    cpu_by_process,
+    cpu_ms_per_item,
+    cpu_seconds,
+    machine_busy,
+    print_rows,
+    worker_pids,
+)
 from ingest import ingest_bins
 
 CONNECTIONS = 32
@@ -60,10 +69,13 @@ def one(launch: Callable, harness, run: int, seconds: float, connections: int) -
             )
             r.raise_for_status()
             pid = worker_pids(gun.proc.pid)[0]
+            names = {pid: "server worker", gun.proc.pid: "server master"}
+            names |= {p: "target" for p in [target.proc.pid, *worker_pids(target.proc.pid)]}
             out: dict = {"run": run}
             order = ["plain", "forwarded"] if run % 2 else ["forwarded", "plain"]
             for name in order:
                 b = plain if name == "plain" else forwarded
+                every, busy0 = cpu_by_process(names), machine_busy()
                 cpu0, t0 = cpu_seconds(pid), time.monotonic()
                 marks: dict = {}
                 load = ingest_bins(
@@ -85,6 +97,12 @@ def one(launch: Callable, harness, run: int, seconds: float, connections: int) -
                     out["drain"]["missing"] = (
                         load["stored_last_seq"] - out["drain"]["delivered_requests"]
                     )
+                # CPU by process per capture, the backlog's sending included, and the share of
+                # the machine's two cores busy from the load's start to the backlog's end.
+                out[name]["cpu_ms_per_capture"] = cpu_ms_per_item(
+                    every, cpu_by_process(names), max(1, load["stored_last_seq"])
+                )
+                out[name]["machine_busy_pct"] = busy_pct(busy0, machine_busy())
             out["ratio"] = round(
                 out["forwarded"]["captures_per_s"] / out["plain"]["captures_per_s"], 3
             )
@@ -118,6 +136,10 @@ def run(launch: Callable, harness, runs: int, seconds: float | None) -> dict:
               f"{r['drain']['delivered']}, failed {r['drain']['failed']}, missing "
               f"{r['drain']['missing']}, drained {r['drain']['drained_after_load_s']} s after "
               f"the load; load avg {r['loadavg'][0]:.2f}", flush=True)  # fmt: skip
+        for name in ("plain", "forwarded"):
+            top = list(r[name]["cpu_ms_per_capture"].items())[:5]
+            print(f"    {name}: machine busy {r[name]['machine_busy_pct']}%, CPU ms per capture "
+                  + ", ".join(f"{kind} {ms}" for kind, ms in top), flush=True)  # fmt: skip
 
     def med(get: Callable[[dict], float]) -> float:
         return statistics.median(get(r) for r in results)
