@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .limits import MAX_JSON_BODY
 from .view import MISSING, RequestView
 
 Predicate = Callable[[RequestView], bool]
@@ -155,7 +156,7 @@ def _json(condition: Condition) -> Predicate:
     spelling = _spelling(wanted)
 
     def check(view: RequestView) -> bool:
-        if spelling is not None and not might_spell(view.body, spelling):
+        if spelling is not None and not _might_spell(view.body, spelling):
             return False  # most bodies, when a rule waits for one value: nothing parsed
         document = view.json
         return document is not MISSING and json_equal(follow(document, path), wanted)
@@ -171,20 +172,24 @@ def _spelling(wanted: Any) -> bytes | None:
     return json.dumps(wanted, ensure_ascii=False).encode()
 
 
-def might_spell(body: bytes | bytearray, spelling: bytes) -> bool:
+# The first byte of a UTF-16 or UTF-32 byte-order mark (little or big endian).
+_WIDE_BOMS = (b"\xff", b"\xfe")
+
+
+def _might_spell(body: bytes | bytearray, spelling: bytes) -> bool:
     """Whether a JSON body could hold the string spelled ``spelling`` (see ``_spelling``).
 
     A JSON text with no backslash escapes nothing, so in UTF-8 each of its strings is spelled
     exactly as ``json.dumps`` spells it (a string that needs an escape cannot be in it at all).
     A body with a backslash, or in UTF-16 or UTF-32 (what ``json.loads`` also reads), could
-    spell it otherwise: only parsing tells.
+    spell it otherwise: only parsing tells. A body too big to parse is not searched either: the
+    view answers it MISSING without reading it.
     """
+    if len(body) > MAX_JSON_BODY:
+        return True
     if b"\\" in body or body[:1] in _WIDE_BOMS or b"\x00" in body[:4]:
         return True
     return spelling in body
-
-
-_WIDE_BOMS = (b"\xff", b"\xfe")
 
 
 _COMPILERS: dict[str, Callable[[Condition], Predicate]] = {
