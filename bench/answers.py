@@ -5,7 +5,7 @@ bin and into two bins whose answer the rules choose: three rules tried in order 
 (a method, a header, and a JSON path into the body, none of which match ``post.lua``'s body)
 before the bin's own response, a ``201`` with a header and a fixed body, or the same with a
 template body (``created {{ seq }}``, rendered for every capture). The load is cut into rounds
-(``--seconds`` in loads of ``ROUND_SECONDS`` per kind, a fresh bin each time, the order
+(``--seconds`` in loads of ``common.ROUND_SECONDS`` per kind, a fresh bin each time, the order
 turning), and a run's figure is the median over its rounds of captures/s of each kind over the
 default's in the same round: loads seconds apart, where the machine's drift matters least.
 
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from common import print_rows
+from common import print_rows, rounds_in
 from ingest import ingest_bins
 
 CONNECTIONS = 32
@@ -76,17 +76,12 @@ def _load(base: str, made: dict, seconds: float) -> dict:
 TEMPLATED = {**RULES, "response": {**RULES["response"], "body": "created {{ seq }}"}}
 
 
-# Each run's loads are short and interleaved: rounds (--seconds over ROUND_SECONDS), each loading
-# a fresh bin of every kind for ROUND_SECONDS in a turning order. This machine's speed drifts by a
-# third within a minute, so two kinds loaded a minute apart compare the machine more than the
-# code; a round's loads are seconds apart, and the run's ratio is the median of its rounds'.
-ROUND_SECONDS = 2.0
 KINDS = {"default": None, "rules": RULES, "templated": TEMPLATED}
 
 
 def rules_run(launch: Callable, run: int, seconds: float) -> dict:
     """One server, a default bin and two rule-answered bins, the same short loads into each."""
-    rounds = max(1, round(seconds / ROUND_SECONDS))
+    rounds = rounds_in(seconds)
     with tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-") as tmp:
         gun = launch(Path(tmp), {}).start()
         try:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from common import memory_kib, print_rows, problems, timing, worker_pids
+from common import memory_kib, print_rows, problems, rounds_in, timing, worker_pids
 from ingest import BODY, bearer, ingest
 
 HERE = Path(__file__).resolve().parent
@@ -65,61 +65,33 @@ def load_baseline(rev: str):
     return module, commit
 
 
-# The loads of a run are short and interleaved: both servers run at once, and each round loads a
-# fresh bin on each for ROUND_SECONDS, in turns. This machine's speed drifts by a third within a
-# minute, so loads a minute apart compare the machine more than the code.
-ROUND_SECONDS = 2.0
-
-
 def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: list[int]) -> dict:
     """Captures/s with storage accounting (the code under test) over the baseline's, per run:
-    the median over the run's rounds of the two servers' captures/s in the same round."""
+    the median over the run's rounds (common.ROUND_SECONDS) of the two servers' captures/s in
+    the same round, both servers up at once."""
     base, commit = load_baseline(baseline)
     out: dict = {"baseline": f"{baseline} ({commit})", "runs": []}
-    rounds = max(1, round(seconds / ROUND_SECONDS))
+    rounds = rounds_in(seconds)
     for run in range(1, runs + 1):
         result: dict = {"run": run, "rounds": rounds}
+        servers: dict = {}
         with (
             tempfile.TemporaryDirectory(prefix="hookscope-budget-accounting-") as tmp_a,
             tempfile.TemporaryDirectory(prefix="hookscope-budget-baseline-") as tmp_b,
         ):
-            servers = {}
-            for name, module, tmp in (("accounting", harness, tmp_a), ("baseline", base, tmp_b)):
-                env = {"DATABASE_URL": f"sqlite:///{tmp}/hookscope.db", **KEEP_ALL}
-                servers[name] = module.Gunicorn(Path(tmp), env=env).start()
             try:
+                for name, module, tmp in (
+                    ("accounting", harness, tmp_a),
+                    ("baseline", base, tmp_b),
+                ):
+                    env = {"DATABASE_URL": f"sqlite:///{tmp}/hookscope.db", **KEEP_ALL}
+                    servers[name] = module.Gunicorn(Path(tmp), env=env).start()
                 for c in connections:
-                    rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
-                    ratios, lost = [], 0
-                    for r in range(rounds):
-                        names = (
-                            ["accounting", "baseline"]
-                            if (run + r) % 2
-                            else ["baseline", "accounting"]
-                        )
-                        for name in names:
-                            gun = servers[name]
-                            made = gun.create_bin()
-                            got = ingest(
-                                gun.url,
-                                made["id"],
-                                made["read_key"],
-                                c,
-                                seconds / rounds,
-                                page=False,
-                            )
-                            rates[name].append(got["captures_per_s"])
-                            lost += got["lost"]
-                        ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
-                    for name in rates:
-                        result[f"{name} c={c}"] = round(statistics.median(rates[name]), 1)
-                    result[f"ratio c={c}"] = round(statistics.median(ratios), 3)
-                    result[f"round ratios c={c}"] = [round(x, 3) for x in ratios]
-                    result[f"lost c={c}"] = lost
+                    result.update(_rounds(servers, run, rounds, seconds / rounds, c))
                     print(f"  budget run {run} c={c}: accounting {result[f'accounting c={c}']}/s, "
                           f"baseline {result[f'baseline c={c}']}/s (medians of {rounds} rounds), "
                           f"ratio {result[f'ratio c={c}']} "
-                          f"(rounds {result[f'round ratios c={c}']}), lost {lost}",
+                          f"(rounds {result[f'round ratios c={c}']}), lost {result[f'lost c={c}']}",
                           flush=True)  # fmt: skip
             finally:
                 for name, gun in servers.items():
@@ -138,6 +110,26 @@ def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: 
     print(f"\nstorage accounting vs {out['baseline']}, captures/s (median of {runs} run(s))")
     print_rows(["load", "accounting", "baseline", "ratio per run", "ratio (median)"], rows)
     return out
+
+
+def _rounds(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dict:
+    """Load a fresh bin on each server for ``seconds`` per round, in turns; the medians."""
+    rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
+    ratios, lost = [], 0
+    for r in range(rounds):
+        names = ["accounting", "baseline"] if (run + r) % 2 else ["baseline", "accounting"]
+        for name in names:
+            gun = servers[name]
+            made = gun.create_bin()
+            got = ingest(gun.url, made["id"], made["read_key"], c, seconds, page=False)
+            rates[name].append(got["captures_per_s"])
+            lost += got["lost"]
+        ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
+    result = {f"{name} c={c}": round(statistics.median(v), 1) for name, v in rates.items()}
+    result[f"ratio c={c}"] = round(statistics.median(ratios), 3)
+    result[f"round ratios c={c}"] = [round(x, 3) for x in ratios]
+    result[f"lost c={c}"] = lost
+    return result
 
 
 def _bin_rows(n: int, start: int = 0, seed: int = 16):

@@ -165,6 +165,18 @@ def mib(kib_or_bytes: float, unit: str = "KiB") -> float:
     return round(kib_or_bytes / (1024 if unit == "KiB" else 1024 * 1024), 1)
 
 
+# Scenarios comparing two kinds of load (answers, budget) cut it into short rounds: each round
+# loads every kind for ROUND_SECONDS, in turns, and a run's figure is the median of the rounds'
+# ratios. This machine's speed drifts by a third within a minute, so loads a minute apart compare
+# the machine more than the code; a round's loads are seconds apart.
+ROUND_SECONDS = 2.0
+
+
+def rounds_in(seconds: float) -> int:
+    """How many rounds a load of ``seconds`` per kind is cut into."""
+    return max(1, round(seconds / ROUND_SECONDS))
+
+
 def print_rows(head: list[str], rows: list[list[object]]) -> None:
     """Print a plain left-aligned table."""
     lines = [head, *[["-" if c is None else str(c) for c in row] for row in rows]]
