@@ -174,7 +174,10 @@ def test_the_corpus_payload_as_markup_would_be_blocked_and_reported(
         "markup => document.body.insertAdjacentHTML('beforeend', markup)",
         f'<img src="/static/favicon.svg#probe" onload="{handler}">',
     )
-    page.wait_for_function("document.querySelector('img[onload]').complete")
+    # A function, not a bare expression: Playwright evals the expression's text in the page, and
+    # only its first evaluation (inside DevTools' own call) escapes the CSP's ban on eval. A bare
+    # expression is evaluated again on each later poll, so it failed whenever the image was late.
+    page.wait_for_function("() => document.querySelector('img[onload]').complete")
     assert page.evaluate("window.__xss") is None
     [line] = csp_reports.wait_for("directive=script-src-attr")
     assert "blocked=inline" in line and f"sample={handler}" in line
