@@ -19,6 +19,7 @@ class Received:
     method: bytes = b""
     target: bytes = b""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    connection: int = 0  # which connection it came on, counted from 1 (keep_alive=True)
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for n, v in self.headers if n.lower() == name.lower()), None)
@@ -44,8 +45,14 @@ class Recorder:
         *,
         port: int = 0,
         tls: ssl.SSLContext | None = None,
+        keep_alive: bool = False,
     ) -> None:
+        """With ``keep_alive`` a connection takes request after request until the client closes
+        it; an answer given as bytes closes it once written (b"": closed unanswered), one given
+        as a tuple or as pieces keeps it open."""
         self.requests: list[Received] = []
+        self.connections = 0
+        self._keep_alive = keep_alive
         self.respond = respond
         self.closing = threading.Event()  # set by close(): answers that wait should stop
         self._tls = tls
@@ -92,19 +99,31 @@ class Recorder:
                 sock = self._tls.wrap_socket(sock, server_side=True)
             except (ssl.SSLError, OSError):
                 return  # the client refused the certificate
+        self.connections += 1
+        connection = self.connections
         with sock.makefile("rb") as reader:
-            received = _read_request(reader)
-            if received is None:
-                return
-            self.requests.append(received)
-            answer = self.respond(received)
-            if isinstance(answer, tuple):
-                status, headers, body = answer
-                head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
-                head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                answer = head.encode("latin-1") + body
-            for piece in [answer] if isinstance(answer, bytes) else answer:
-                sock.sendall(piece)
+            while True:
+                try:
+                    received = _read_request(reader)
+                except OSError:  # the client went away
+                    break
+                if received is None:
+                    break
+                received.connection = connection
+                self.requests.append(received)
+                answer = self.respond(received)
+                closing = not self._keep_alive or isinstance(answer, bytes)
+                if isinstance(answer, tuple):
+                    status, headers, body = answer
+                    head = f"HTTP/1.1 {status} X\r\n"
+                    head += "".join(f"{n}: {v}\r\n" for n, v in headers)
+                    head += f"Content-Length: {len(body)}\r\n"
+                    head += "\r\n" if self._keep_alive else "Connection: close\r\n\r\n"
+                    answer = head.encode("latin-1") + body
+                for piece in [answer] if isinstance(answer, bytes) else answer:
+                    sock.sendall(piece)
+                if closing:
+                    break
         if self._tls:
             sock.close()
 

@@ -91,6 +91,21 @@ def test_every_capture_is_forwarded_byte_for_byte_and_recorded(server):
         assert len(target.requests) == 20  # nothing twice
 
 
+def test_tries_to_one_target_share_kept_connections(server):
+    """A target that keeps connections open gets every capture, over no more connections than
+    the bin may have tries in flight (HOOKSCOPE_OUTBOUND_CONCURRENCY_PER_BIN, 4), not one each."""
+    with Recorder("127.0.0.1", keep_alive=True) as target:
+        bin_id = forwarding_bin(server, target.url + "/in")
+        for i in range(12):
+            send(server, bin_id, f"kept {i}".encode())
+        wait_for(lambda: len(target.requests) >= 12, what="12 deliveries")
+
+    assert sorted(r.body for r in target.requests) == sorted(
+        f"kept {i}".encode() for i in range(12)
+    )
+    assert target.connections <= 4
+
+
 def test_the_senders_answer_never_waits_for_the_target(server):
     release = threading.Event()
     order: list[str] = []

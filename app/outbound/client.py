@@ -2,12 +2,15 @@
 
 Each hop is parsed (target.py), resolved once with every address checked and connected to by
 address (connect.py), then written byte for byte and its answer read within the deadline
-(wire.py). Redirects are followed only when asked, each hop checked again.
+(wire.py). Redirects are followed only when asked, each hop checked again. With a pool
+(pool.py; auto-forward has one), a connection that may stay open is kept for the next call to
+the same checked address.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ from .connect import (
     open_connection,
     resolve_host,
 )
+from .pool import Pool
 from .target import BadURL, Target, parse_url
 
 __all__ = [
@@ -108,6 +112,7 @@ def send(
     limits: Limits = Limits(),
     resolve: Resolver = resolve_host,
     tls: ssl.SSLContext | None = None,
+    pool: Pool | None = None,
 ) -> Result:
     """Send a request where the guard allows, following redirects up to the limit.
 
@@ -126,7 +131,7 @@ def send(
             except BadURL as err:
                 raise Failure("bad_url", str(err)) from None
             reply, address, timings = _exchange(
-                method, target, headers, body, allow, limits, resolve, tls, start, deadline
+                method, target, headers, body, allow, limits, resolve, tls, start, deadline, pool
             )
         except Failure as failure:
             message = failure.message
@@ -182,6 +187,7 @@ def _exchange(
     tls: ssl.SSLContext | None,
     start: float,
     deadline: float,
+    pool: Pool | None,
 ) -> tuple[wire.Reply, str, tuple[float, float, float]]:
     try:
         request = wire.request_bytes(method, target.target, target.authority, headers, body)
@@ -189,39 +195,66 @@ def _exchange(
         raise Failure("bad_request", str(err)) from None
     addresses = checked_addresses(target, allow, resolve)
     resolved = _ms(start)
-    sock, address = open_connection(target, addresses, limits.connect_timeout, deadline, tls)
-    connected = _ms(start)
-    try:
+
+    def over(sock: socket.socket, address: str, reused: bool) -> tuple[wire.Reply, str, tuple]:
+        connected = _ms(start)
+        kept = False
         try:
-            reply, headers_at = wire.exchange(
-                sock, request, method, deadline, limits.max_response_bytes
+            reply, headers_at = _answer(
+                sock, address, request, method, target, limits, deadline, reused
             )
-        except TimeoutError:
-            raise Failure(
-                "timeout",
-                f"{target.host} gave no full answer within {limits.timeout:g} s "
-                f"({TIMEOUT_SETTING})",
-                address,
-            ) from None
-        except http.client.RemoteDisconnected:
-            raise Failure(
-                "connection_lost", f"{address} closed the connection without answering", address
-            ) from None
-        except http.client.HTTPException as err:
-            raise Failure(
-                "bad_response",
-                f"{target.host} did not answer in HTTP/1.x: {describe(err)}",
-                address,
-            ) from None
-        except OSError as err:
-            raise Failure(
-                "connection_lost",
-                f"the connection to {address} failed: {describe(err)}",
-                address,
-            ) from None
-    finally:
-        sock.close()
-    return reply, address, (resolved, connected, round((headers_at - start) * 1000, 3))
+            if pool is not None and reply.keep_alive:
+                key = pool.key(target.scheme, target.host, target.port, address, tls)
+                pool.give_back(key, sock)
+                kept = True
+        finally:
+            if not kept:
+                sock.close()
+        return reply, address, (resolved, connected, round((headers_at - start) * 1000, 3))
+
+    idle = pool.take(target.scheme, target.host, target.port, addresses, tls) if pool else None
+    if idle is not None:
+        try:
+            return over(*idle, reused=True)
+        except wire.Stale:
+            pass  # closed by the server while idle, nothing read: once more on a new one
+    sock, address = open_connection(target, addresses, limits.connect_timeout, deadline, tls)
+    return over(sock, address, reused=False)
+
+
+def _answer(
+    sock: socket.socket,
+    address: str,
+    request: bytes,
+    method: str,
+    target: Target,
+    limits: Limits,
+    deadline: float,
+    reused: bool,
+) -> tuple[wire.Reply, float]:
+    """Send the request and read its answer, each way it can fail said as a Failure."""
+    try:
+        return wire.exchange(
+            sock, request, method, deadline, limits.max_response_bytes, reused=reused
+        )
+    except TimeoutError:
+        raise Failure(
+            "timeout",
+            f"{target.host} gave no full answer within {limits.timeout:g} s ({TIMEOUT_SETTING})",
+            address,
+        ) from None
+    except http.client.RemoteDisconnected:
+        raise Failure(
+            "connection_lost", f"{address} closed the connection without answering", address
+        ) from None
+    except http.client.HTTPException as err:
+        raise Failure(
+            "bad_response", f"{target.host} did not answer in HTTP/1.x: {describe(err)}", address
+        ) from None
+    except OSError as err:
+        raise Failure(
+            "connection_lost", f"the connection to {address} failed: {describe(err)}", address
+        ) from None
 
 
 def _parse(url: str) -> Target | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import re
+import select
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +29,10 @@ class RequestError(ValueError):
     """The request cannot be written as HTTP/1.1; the message says which part and why."""
 
 
+class Stale(Exception):
+    """A kept connection was found closed before any byte of the answer came back."""
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -34,6 +40,9 @@ class Reply:
     headers: list[list[str]]
     body: bytes
     truncated: bool
+    # Read in full, nothing left over, and neither side asked to close: the connection may
+    # carry the next request (pool.py).
+    keep_alive: bool = False
 
 
 def request_bytes(
@@ -93,58 +102,102 @@ def _is_chunked(pairs: list[tuple[str, str]]) -> bool:
     return bool(codings) and codings[-1] == "chunked"
 
 
+class _Unquiet(Exception):
+    """Bytes (or EOF) wait on a connection whose answer was read in full."""
+
+
 class _DeadlineReader(io.RawIOBase):
     """Read a socket, each read given only the time left before the deadline."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self.received = 0
+        self.polling = False  # asked only whether anything is left: never wait, never read
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # noqa: ANN001 (a writable buffer)
+    def readinto(self, buffer) -> int | None:  # noqa: ANN001 (a writable buffer)
+        if self.polling:
+            if quiet(self._sock):
+                return None
+            raise _Unquiet
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the deadline has passed")
         self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
+        count = self._sock.recv_into(buffer)
+        self.received += count
+        return count
+
+
+class _Reader(io.BufferedReader):
+    """HTTPResponse closes its reader once the body is read; the connection outlives it."""
+
+    def close(self) -> None:
+        pass
 
 
 class _Source:
     """What HTTPResponse asks of a socket: one reader, shared by interim and final responses."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._file = io.BufferedReader(_DeadlineReader(sock, deadline))
+        self.raw = _DeadlineReader(sock, deadline)
+        self.file = _Reader(self.raw)
 
     def makefile(self, mode: str) -> io.BufferedReader:
-        return self._file
+        return self.file
+
+    def drained(self) -> bool:
+        """Tell whether nothing follows the answer, read or waiting to be read."""
+        self.raw.polling = True
+        try:
+            return self.file.peek(1) == b""
+        except _Unquiet:
+            return False
+        finally:
+            self.raw.polling = False
 
 
 def exchange(
-    sock: socket.socket, request: bytes, method: str, deadline: float, max_bytes: int
+    sock: socket.socket,
+    request: bytes,
+    method: str,
+    deadline: float,
+    max_bytes: int,
+    *,
+    reused: bool = False,
 ) -> tuple[Reply, float]:
     """Send a request and read its response; return it and when its status line arrived.
 
     Raises TimeoutError past the deadline, OSError when the connection fails and
-    http.client.HTTPException when the answer is not HTTP.
+    http.client.HTTPException when the answer is not HTTP; on a ``reused`` connection that
+    turns out closed before any byte of the answer, Stale.
     """
     sock.settimeout(max(deadline - time.monotonic(), 0.001))
+    sent = True
     try:
         sock.sendall(request)
     except (BrokenPipeError, ConnectionResetError):
         # A server may answer (413, 401) and close before taking the whole body: read that.
-        pass
+        sent = False
     source = _Source(sock, deadline)
-    response = HTTPResponse(source, method=method)  # type: ignore[arg-type]
-    response.begin()
+    try:
+        response = HTTPResponse(source, method=method)  # type: ignore[arg-type]
+        response.begin()
+    except ConnectionError:
+        if reused and source.raw.received == 0:
+            raise Stale from None
+        raise
     # 100 Continue is skipped by begin(); other interim answers (102, 103) are too, here.
     while 102 <= response.status < 200:
-        response.fp = None  # type: ignore[assignment]  # else closing it closes the shared reader
         response = HTTPResponse(source, method=method)  # type: ignore[arg-type]
         response.begin()
     first_byte = time.monotonic()
     body = response.read(max_bytes + 1)
+    truncated = len(body) > max_bytes
+    keep_alive = sent and not truncated and _persists(response, method) and source.drained()
     response.close()
     headers = [[_text(name), _text(value)] for name, value in response.msg.items()]
     reply = Reply(
@@ -152,9 +205,37 @@ def exchange(
         reason=_text(response.reason),
         headers=headers,
         body=body[:max_bytes],
-        truncated=len(body) > max_bytes,
+        truncated=truncated,
+        keep_alive=keep_alive,
     )
     return reply, first_byte
+
+
+def _persists(response: HTTPResponse, method: str) -> bool:
+    """Tell whether the connection may carry another request (RFC 9112, 9.3 and 6.3): HTTP/1.1,
+    no "close", and a body whose end is known without the connection's end. Only an answer
+    read to its end gets here (not truncated), so nothing of it is left on the connection."""
+    if response.version != 11:
+        return False
+    connection = ",".join(response.msg.get_all("Connection") or ()).lower()
+    if "close" in (token.strip() for token in connection.split(",")):
+        return False
+    if method == "HEAD" or response.status in (204, 304):
+        return True
+    if response.getheader("Transfer-Encoding") is not None:
+        return _is_chunked([("transfer-encoding", response.getheader("Transfer-Encoding"))])
+    return response.getheader("Content-Length") is not None
+
+
+def quiet(sock: socket.socket) -> bool:
+    """Tell whether a connection has nothing to read now: no bytes, no EOF. Never waits."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # closed under us
+        return False
+    return not readable
 
 
 def _text(latin1: str) -> str:

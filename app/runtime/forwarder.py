@@ -10,7 +10,8 @@ processes or hosts each try is taken by one. Outcomes are written in batches.
 
 Sends share the process's outbound slots with replays (HOOKSCOPE_OUTBOUND_CONCURRENCY, and
 per bin), taken round-robin over bins so one bin's slow target does not hold up the others.
-Under gevent only: the server's workers.
+Connections to a target are kept open between tries (app/outbound/pool.py). Under gevent
+only: the server's workers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.domain import clock, forwarding
 from app.extensions import db
 from app.outbound import bounds, client, loop, outcome
 from app.outbound.outgoing import capture_headers
+from app.outbound.pool import Pool
 from app.runtime import metrics
 from app.store import forwards, threads
 from app.store.batch import Recorded
@@ -81,6 +83,9 @@ class Forwarder:
         self.allow = bounds.allow_of(config)
         self.limits = bounds.limits_of(config)
         self.slots = bounds.slots_of(app)
+        # Connections kept open between tries to the same target (a new one each time cost
+        # the worker more than the capture).
+        self.pool = Pool()
         self.own = bounds.own_urls(config)
         self.lease = timedelta(seconds=forwarding.lease_seconds(self.limits.timeout))
         self.retry_seconds = config["HOOKSCOPE_FORWARD_RETRY_SECONDS"]
@@ -166,17 +171,17 @@ class Forwarder:
                 result = client.Result("forward_loop", refused, job.url)
             else:
                 result = client.send(
-                    job.method, job.url, job.headers, job.body, allow=self.allow, limits=self.limits
+                    job.method,
+                    job.url,
+                    job.headers,
+                    job.body,
+                    allow=self.allow,
+                    limits=self.limits,
+                    pool=self.pool,
                 )
             finished = clock.now()
             metrics.count_outbound("forward", metrics.outcome(result.status, result.error))
-            retry_at = None
-            if forwarding.retried(result.error, result.status):
-                delay = forwarding.retry_delay(
-                    job.try_number, self.retry_seconds, self.max_attempts
-                )
-                if delay is not None:
-                    retry_at = finished + timedelta(seconds=delay * random.uniform(1.0, 1.1))  # noqa: S311
+            retry_at = self._retry_at(job, result, finished)
             self.finished.append(
                 forwards.Finished(
                     job.attempt_id, started, finished, outcome.columns(result), retry_at
@@ -278,4 +283,5 @@ class Forwarder:
             self.released += [job.attempt_id for job in jobs]
         self.queues.clear()
         self.flush()
+        self.pool.close()
         self._gevent.killall(self._loops, block=False)
