@@ -229,13 +229,24 @@ def _persists(response: HTTPResponse, method: str) -> bool:
 
 def quiet(sock: socket.socket) -> bool:
     """Tell whether a connection has nothing to read now: no bytes, no EOF. Never waits."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):  # closed under us
+        if isinstance(sock, ssl.SSLSocket):
+            if sock.pending():
+                return False
+            readable, _, _ = select.select([sock], [], [], 0)
+            return not readable
+        # A peek that may not wait (gevent's select costs far more than this, per call).
+        timeout = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True
+        finally:
+            sock.settimeout(timeout)
+    except (OSError, ValueError):  # closed, or failed: not worth keeping
         return False
-    return not readable
+    return False  # a byte, or EOF
 
 
 def _text(latin1: str) -> str:
