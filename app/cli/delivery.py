@@ -25,6 +25,7 @@ from app.cli.lines import shown
 from app.domain.forwarding import forward_url
 from app.outbound import client, guard
 from app.outbound.outgoing import capture_headers
+from app.outbound.pool import Pool
 
 DELIVERED, RETRY, NOT_SENT = "delivered", "retrying", "not_sent"
 RETRY_STATUSES = frozenset({408, 425, 429, 502, 503, 504})
@@ -55,7 +56,9 @@ def backoff(attempt: int, headers: Sequence[Sequence[str]] = ()) -> float:
     return wait
 
 
-def send(capture: Capture, target: str, limits: client.Limits) -> client.Result:
+def send(
+    capture: Capture, target: str, limits: client.Limits, pool: Pool | None = None
+) -> client.Result:
     """Send the capture to the target as it came (this module's docstring says what changes)."""
     if "#" in capture.path or "#" in capture.query_string:
         # A URL would end at "#", and the rest would silently not be sent.
@@ -67,7 +70,13 @@ def send(capture: Capture, target: str, limits: client.Limits) -> client.Result:
     # The relay runs on the user's machine, sending where the user says (localhost above all):
     # the server's address guard is for the server's outbound calls, not for this.
     return client.send(
-        capture.method, url, headers, capture.body, allow=guard.UNRESTRICTED, limits=limits
+        capture.method,
+        url,
+        headers,
+        capture.body,
+        allow=guard.UNRESTRICTED,
+        limits=limits,
+        pool=pool,
     )
 
 

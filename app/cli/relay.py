@@ -20,6 +20,7 @@ from app.cli.feed import Capture, Feed, Refused
 from app.cli.follow import Follower
 from app.cli.routes import BadRoute, Route, parse_route, targets_for
 from app.outbound import client
+from app.outbound.pool import Pool
 from app.outbound.target import BadURL, parse_url
 
 HELP = f"""Relay every capture of a bin to your code, exactly as it came.
@@ -81,6 +82,8 @@ class Lane:
     label: str  # shown on each line when there are several targets
     speaks_for_all: bool  # the one lane that reports unrouted and missing captures
     dirty: bool = field(default=False)
+    # The target's connection, kept open from one capture to the next when it allows.
+    pool: Pool = field(default_factory=Pool)
 
 
 @click.command("forward", help=HELP)
@@ -230,6 +233,7 @@ def _run_lane(lane: Lane, state: remote.Running, choices: Choices) -> None:
         state.fail(str(err))
     finally:
         feed.close()
+        lane.pool.close()
 
 
 def _deliver(
@@ -243,7 +247,7 @@ def _deliver(
     attempt = 0
     while True:
         attempt += 1
-        result = delivery.send(capture, lane.target, limits)
+        result = delivery.send(capture, lane.target, limits, lane.pool)
         outcome = delivery.verdict(result.status, result.error, strict)
         retry_in = delivery.backoff(attempt, result.headers) if outcome == delivery.RETRY else None
         waiting = max(0, state.signal.latest - capture.seq)
