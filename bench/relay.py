@@ -3,8 +3,8 @@
 A fresh gunicorn takes ``rate`` captures a second for ``seconds`` (after a warm-up), each a
 different body of 200-2,000 random bytes, sent open-loop from a few keep-alive connections.
 ``hookscope forward --json`` (the installed command, its own process) relays them to a target
-server in a process of its own that stamps each request when its last byte arrived and keeps
-its body's digest; a python-socketio watcher, also in its own process, stamps each ``captured``
+server in a process of its own (keeping connections alive, as common framework servers do) that
+stamps each request when its last byte arrived and keeps its body's digest; a python-socketio watcher, also in its own process, stamps each ``captured``
 event. Every clock is CLOCK_MONOTONIC, which all processes share.
 
 Reported: the rate sent, stored and delivered; every body checked byte for byte, duplicates and
@@ -160,18 +160,25 @@ def _target(ready, stop, out) -> None:
     received: list[tuple[str, float, str]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = await reader.readexactly(length)
-        at = time.monotonic()
-        path = head.split(b" ", 2)[1]
-        received.append((path.rsplit(b"/", 1)[1].decode(), at, hashlib.sha256(body).hexdigest()))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
+        # Request after request on one connection until the relay closes it, as the servers
+        # of common web frameworks (uvicorn, puma, Node's http) do.
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            at = time.monotonic()
+            path = head.split(b" ", 2)[1]
+            digest = hashlib.sha256(body).hexdigest()
+            received.append((path.rsplit(b"/", 1)[1].decode(), at, digest))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
         writer.close()
 
     async def serve() -> None:
