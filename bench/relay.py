@@ -3,9 +3,10 @@
 A fresh gunicorn takes ``rate`` captures a second for ``seconds`` (after a warm-up), each a
 different body of 200-2,000 random bytes, sent open-loop from a few keep-alive connections.
 ``hookscope forward --json`` (the installed command, its own process) relays them to a target
-server in a process of its own (keeping connections alive, as common framework servers do) that
-stamps each request when its last byte arrived and keeps its body's digest; a python-socketio watcher, also in its own process, stamps each ``captured``
-event. Every clock is CLOCK_MONOTONIC, which all processes share.
+server in a process of its own (keeping connections alive, as common framework servers do)
+that stamps each request when its last byte arrived and keeps its body's digest; a
+python-socketio watcher, also in its own process, stamps each ``captured`` event. Every clock
+is CLOCK_MONOTONIC, which all processes share.
 
 Reported: the rate sent, stored and delivered; every body checked byte for byte, duplicates and
 order; added latency from the capture stored (its sender's 200 arrived; the commit is just
