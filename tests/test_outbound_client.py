@@ -13,6 +13,7 @@ from http_recorder import Recorder
 from programs import need
 
 from app.outbound import client, guard
+from app.outbound.pool import Pool
 
 ALLOW = guard.parse_allow_list("127.0.0.1/32, localhost")
 
@@ -364,6 +365,36 @@ def test_tls_sends_the_host_name_and_checks_the_certificate_against_it(tls_targe
     assert result.address == "127.0.0.1"
     assert tls_target.sni == ["localhost"]
     assert tls_target.requests[0].header(b"Host") == f"localhost:{tls_target.port}".encode()
+
+
+def test_a_kept_tls_connection_carries_the_next_call_after_one_handshake(certificate):
+    cert, key = certificate
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    handshakes = []
+    server.sni_callback = lambda _sock, name, _ctx: handshakes.append(name)
+    trust = trusting(certificate)
+    pool = Pool()
+    try:
+        with Recorder("127.0.0.1", tls=server, keep_alive=True) as target:
+            url = f"https://localhost:{target.port}/secure"
+            results = [
+                client.send("POST", url, [], bytes([i]) * 3, allow=ALLOW, tls=trust, pool=pool)
+                for i in range(3)
+            ]
+            # Another TLS context (other trust, other checks) never takes that connection.
+            other = client.send("POST", url, [], b"x", allow=ALLOW, tls=trusting(certificate))
+    finally:
+        pool.close()
+
+    assert [(r.error, r.status) for r in [*results, other]] == [(None, 200)] * 4
+    assert [(r.connection, r.body) for r in target.requests] == [
+        (1, b"\x00" * 3),
+        (1, b"\x01" * 3),
+        (1, b"\x02" * 3),
+        (2, b"x"),
+    ]
+    assert handshakes == ["localhost", "localhost"]
 
 
 def test_a_certificate_for_another_name_is_refused(tls_target, certificate):
