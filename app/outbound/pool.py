@@ -30,7 +30,7 @@ IDLE_SECONDS = 4.0
 PER_KEY = 8  # idle connections kept per (scheme, host, port, address)
 TOTAL = 64  # idle connections kept in all; past it the longest idle is closed
 
-Key = tuple[str, str, int, str, int]
+Key = tuple[str, str, int, str, ssl.SSLContext | None]
 
 
 class Pool:
@@ -52,7 +52,8 @@ class Pool:
 
     @staticmethod
     def key(scheme: str, host: str, port: int, address: str, tls: ssl.SSLContext | None) -> Key:
-        return (scheme, host, port, address, id(tls) if scheme == "https" else 0)
+        # The context itself, not its id: a kept key holds it, so no later context takes its id.
+        return (scheme, host, port, address, tls if scheme == "https" else None)
 
     def take(
         self,
