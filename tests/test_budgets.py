@@ -21,6 +21,7 @@ from app import create_app
 from app.domain import budgets, clock
 from app.extensions import db
 from app.store import bins
+from app.store.budget import Figures, InstanceBudget
 
 KIB = 1024
 # What each request holds as stored, summed per bin by the database itself.
@@ -295,3 +296,31 @@ def test_the_gate_refuses_before_reading_a_body_it_would_not_keep(tmp_path):
             answer = sock.recv(65536).decode()
     assert answer.startswith("HTTP/1.1 507")
     assert "Connection: close" in answer or "connection: close" in answer.lower()
+
+
+def test_a_failing_figures_read_is_tried_again_once_an_interval_not_once_a_capture():
+    """While the database fails (with no figures read yet), captures do not each ask again."""
+    now = [100.0]
+    calls = []
+
+    def read(limits, recheck):
+        calls.append(now[0])
+        if len(calls) < 3:
+            raise OSError("database is locked")
+        return Figures(stored_bytes=10, active_bins=1, free_disk_bytes=None)
+
+    budget = InstanceBudget(budgets.Limits(1000, 0), read, interval=5, clock=lambda: now[0])
+    for _ in range(50):
+        assert budget.refusal("bin", 10) is None  # no figures: never refused for want of them
+    assert calls == [100.0]
+    now[0] = 104.0
+    budget.refusal("bin", 10)
+    assert calls == [100.0]
+    now[0] = 105.0
+    budget.refusal("bin", 10)
+    assert calls == [100.0, 105.0]
+    now[0] = 110.0
+    budget.refusal("bin", 10)
+    budget.refusal("bin", 10)
+    assert calls == [100.0, 105.0, 110.0]
+    assert budget.figures()["stored_bytes"] == 10

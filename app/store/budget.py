@@ -137,7 +137,9 @@ class InstanceBudget:
     def _current(self) -> Figures | None:
         """The last figures read, read again first when they are older than the interval."""
         now = self._clock()
-        if self._reading or (self._figures is not None and now - self._read_at < self._interval):
+        # A failed read counts as a read: while the database fails, it is asked once an
+        # interval, not once a capture (with no figures yet, every capture would ask again).
+        if self._reading or now - self._read_at < self._interval:
             return self._figures
         self._reading = True
         added_before, requests_before = self._added, self._added_requests
