@@ -1,8 +1,12 @@
 """Operator controls, measured: what storage accounting costs a capture, how fast the admin
 listing of 100,000 bins answers, and the memory and disk that bins take (README's sizing table).
 
-* budget: ingest's wrk load on the code under test and on a baseline commit without storage
-  accounting (``--baseline``), alternating in the same run; the ratio of captures/s per run.
+* budget: ingest's wrk load on the code under test and on a baseline without storage accounting,
+  alternating in the same run; the ratio of captures/s per run. The baseline is a commit
+  (``--baseline``, default HEAD) with bench/patches/no-storage-accounting.patch applied: the
+  same code with the accounting taken out (no size counted per capture, no ``bins.stored_bytes``
+  update or index, no instance budget or free-space check at the gate), so the ratio is what the
+  accounting costs and nothing else. ``--baseline-patch none`` compares with the commit as is.
 * admin: the schema made by the app, 100,000 bins written straight into ``bins`` (sqlite3
   executemany, psycopg COPY), the app started again over them and ``GET /api/v1/admin/bins``
   timed: the first page, a page half way down, each with the totals it carries.
@@ -27,8 +31,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from common import memory_kib, print_rows, problems, rounds_in, timing, worker_pids
-from ingest import BODY, bearer, ingest
+from common import (
+    cpu_seconds,
+    memory_kib,
+    print_rows,
+    problems,
+    rounds_in,
+    timing,
+    worker_pids,
+)
+from ingest import BODY, TimedLoad, bearer, ingest, together
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -51,11 +63,17 @@ BIN_COLUMNS = (
 )  # fmt: skip
 
 
-def load_baseline(rev: str):
-    """tests/harness.py of another commit, served from a snapshot of that commit."""
+NO_ACCOUNTING = HERE / "patches" / "no-storage-accounting.patch"
+
+
+def load_baseline(rev: str, patch: Path | None = None):
+    """tests/harness.py of another commit, served from a snapshot of that commit, with
+    ``patch`` applied to the snapshot when given (it must apply cleanly, or the bench stops)."""
     root = Path(tempfile.mkdtemp(prefix="hookscope-bench-baseline-"))
     archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    if patch is not None:
+        subprocess.run(["git", "apply", str(patch)], cwd=root, check=True)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -65,12 +83,20 @@ def load_baseline(rev: str):
     return module, commit
 
 
-def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: list[int]) -> dict:
+def budget_cost(
+    harness,
+    baseline: str,
+    runs: int,
+    seconds: float,
+    connections: list[int],
+    patch: Path | None = NO_ACCOUNTING,
+) -> dict:
     """Captures/s with storage accounting (the code under test) over the baseline's, per run:
     the median over the run's rounds (common.ROUND_SECONDS) of the two servers' captures/s in
     the same round, both servers up at once."""
-    base, commit = load_baseline(baseline)
-    out: dict = {"baseline": f"{baseline} ({commit})", "runs": []}
+    base, commit = load_baseline(baseline, patch)
+    named = f"{baseline} ({commit})" + (f" + {patch.name}" if patch is not None else "")
+    out: dict = {"baseline": named, "runs": []}
     rounds = rounds_in(seconds)
     for run in range(1, runs + 1):
         result: dict = {"run": run, "rounds": rounds}
@@ -88,10 +114,17 @@ def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: 
                     servers[name] = module.Gunicorn(Path(tmp), env=env).start()
                 for c in connections:
                     result.update(_rounds(servers, run, rounds, seconds / rounds, c))
+                    result.update(_together(servers, rounds, seconds / rounds, c))
                     print(f"  budget run {run} c={c}: accounting {result[f'accounting c={c}']}/s, "
                           f"baseline {result[f'baseline c={c}']}/s (medians of {rounds} rounds), "
                           f"ratio {result[f'ratio c={c}']} "
-                          f"(rounds {result[f'round ratios c={c}']}), lost {result[f'lost c={c}']}",
+                          f"(rounds {result[f'round ratios c={c}']}), lost {result[f'lost c={c}']};"
+                          f" worker CPU us/capture {result[f'accounting cpu_us_per_capture c={c}']}"
+                          f" vs {result[f'baseline cpu_us_per_capture c={c}']},"
+                          f" ratio {result[f'cpu ratio c={c}']}"
+                          f" (rounds {result[f'round cpu ratios c={c}']});"
+                          f" loaded together: CPU ratio {result[f'together cpu ratio c={c}']}"
+                          f" (rounds {result[f'round together cpu ratios c={c}']})",
                           flush=True)  # fmt: skip
             finally:
                 for name, gun in servers.items():
@@ -101,34 +134,92 @@ def budget_cost(harness, baseline: str, runs: int, seconds: float, connections: 
     out["ratio_median"] = {
         c: statistics.median(r[f"ratio c={c}"] for r in out["runs"]) for c in connections
     }
+    out["cpu_ratio_median"] = {
+        c: statistics.median(r[f"cpu ratio c={c}"] for r in out["runs"]) for c in connections
+    }
+    out["together_cpu_ratio_median"] = {
+        c: statistics.median(r[f"together cpu ratio c={c}"] for r in out["runs"])
+        for c in connections
+    }
     rows = [
         [f"c={c}", statistics.median(r[f"accounting c={c}"] for r in out["runs"]),
          statistics.median(r[f"baseline c={c}"] for r in out["runs"]),
-         [r[f"ratio c={c}"] for r in out["runs"]], out["ratio_median"][c]]
+         [r[f"ratio c={c}"] for r in out["runs"]], out["ratio_median"][c],
+         [r[f"cpu ratio c={c}"] for r in out["runs"]], out["cpu_ratio_median"][c],
+         [r[f"together cpu ratio c={c}"] for r in out["runs"]],
+         out["together_cpu_ratio_median"][c]]
         for c in connections
     ]  # fmt: skip
-    print(f"\nstorage accounting vs {out['baseline']}, captures/s (median of {runs} run(s))")
-    print_rows(["load", "accounting", "baseline", "ratio per run", "ratio (median)"], rows)
+    print(f"\nstorage accounting vs {out['baseline']}, captures/s and the worker's CPU per capture"
+          f" (median of {runs} run(s))")  # fmt: skip
+    head = ["load", "accounting /s", "baseline /s", "ratio per run", "ratio (median)",
+            "CPU ratio per run", "CPU ratio (median)", "together CPU ratio per run",
+            "together (median)"]  # fmt: skip
+    print_rows(head, rows)
     return out
 
 
 def _rounds(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dict:
-    """Load a fresh bin on each server for ``seconds`` per round, in turns; the medians."""
+    """Load a fresh bin on each server for ``seconds`` per round, in turns; the medians.
+
+    Also the worker's CPU per capture on each side (its CPU time over the load, counted to the
+    load's last stored capture), and its ratio: the one figure a busy neighbour moves less than
+    captures/s, since it counts what the code spends, not the share of the cores it got."""
     rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
-    ratios, lost = [], 0
+    cpu_us: dict[str, list[float]] = {"accounting": [], "baseline": []}
+    ratios, cpu_ratios, lost = [], [], 0
+    workers = {name: worker_pids(gun.proc.pid)[0] for name, gun in servers.items()}
     for r in range(rounds):
         names = ["accounting", "baseline"] if (run + r) % 2 else ["baseline", "accounting"]
         for name in names:
             gun = servers[name]
             made = gun.create_bin()
+            cpu0 = cpu_seconds(workers[name])
             got = ingest(gun.url, made["id"], made["read_key"], c, seconds, page=False)
+            spent = cpu_seconds(workers[name]) - cpu0
             rates[name].append(got["captures_per_s"])
+            cpu_us[name].append(1e6 * spent / max(1, got["stored_last_seq"]))
             lost += got["lost"]
         ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
+        cpu_ratios.append(cpu_us["baseline"][-1] / cpu_us["accounting"][-1])
     result = {f"{name} c={c}": round(statistics.median(v), 1) for name, v in rates.items()}
     result[f"ratio c={c}"] = round(statistics.median(ratios), 3)
     result[f"round ratios c={c}"] = [round(x, 3) for x in ratios]
+    for name, v in cpu_us.items():
+        result[f"{name} cpu_us_per_capture c={c}"] = round(statistics.median(v), 1)
+    # Baseline CPU over accounting CPU per capture: the capture rate the worker's core allows.
+    result[f"cpu ratio c={c}"] = round(statistics.median(cpu_ratios), 3)
+    result[f"round cpu ratios c={c}"] = [round(x, 3) for x in cpu_ratios]
     result[f"lost c={c}"] = lost
+    return result
+
+
+def _together(servers: dict, rounds: int, seconds: float, c: int) -> dict:
+    """Load a fresh bin on both servers at once, ``rounds`` times: the workers' CPU per capture.
+
+    Both loads run in the same seconds, so the machine's drift (a third within a minute here)
+    moves both sides alike, and the ratio of CPU per capture is left to the code. Each worker
+    gets about a core (wrk runs beside them), so captures/s themselves are not compared."""
+    workers = {name: worker_pids(gun.proc.pid)[0] for name, gun in servers.items()}
+    cpu_us: dict[str, list[float]] = {name: [] for name in servers}
+    ratios, lost = [], 0
+    for _ in range(rounds):
+        loads = {
+            name: TimedLoad(gun.url, gun.create_bin(), workers[name], c, seconds)
+            for name, gun in servers.items()
+        }
+        together(list(loads.values()))
+        for name, each in loads.items():
+            cpu_us[name].append(each.cpu_us_per_capture)
+            lost += each.got["lost"]
+        ratios.append(cpu_us["baseline"][-1] / cpu_us["accounting"][-1])
+    result = {
+        f"{name} together cpu_us_per_capture c={c}": round(statistics.median(v), 1)
+        for name, v in cpu_us.items()
+    }
+    result[f"together cpu ratio c={c}"] = round(statistics.median(ratios), 3)
+    result[f"round together cpu ratios c={c}"] = [round(x, 3) for x in ratios]
+    result[f"together lost c={c}"] = lost
     return result
 
 

@@ -8,12 +8,14 @@ import os
 import shutil
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from common import cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "post.lua"
@@ -145,9 +147,51 @@ def stored_rows(base: str, bin_id: str, key: str) -> tuple[int, int]:
                 return rows, len(seqs)
 
 
-def ingest(base: str, bin_id: str, key: str, connections: int, seconds: float, page: bool) -> dict:
-    """Load one fresh bin and account for every capture: answered 2xx vs stored."""
-    return ingest_bins(base, [(bin_id, key)], connections, seconds, page)
+class TimedLoad(threading.Thread):
+    """One bin's load (``ingest``) in a thread of its own, with its worker's CPU over the load."""
+
+    def __init__(self, base: str, made: dict, worker: int, c: int, seconds: float) -> None:
+        super().__init__()
+        self.base, self.made, self.worker, self.c, self.seconds = base, made, worker, c, seconds
+        self.spent = 0.0
+        self.got: dict = {}
+
+    def run(self) -> None:
+        cpu0 = cpu_seconds(self.worker)
+
+        def loaded() -> None:
+            self.spent = cpu_seconds(self.worker) - cpu0
+
+        made = self.made
+        self.got = ingest(
+            self.base, made["id"], made["read_key"], self.c, self.seconds, False, loaded
+        )
+
+    @property
+    def cpu_us_per_capture(self) -> float:
+        return 1e6 * self.spent / max(1, self.got["stored_last_seq"])
+
+
+def together(loads: list[TimedLoad]) -> None:
+    """Run the loads at once (each on its own server): the same seconds of the machine."""
+    for each in loads:
+        each.start()
+    for each in loads:
+        each.join()
+
+
+def ingest(
+    base: str,
+    bin_id: str,
+    key: str,
+    connections: int,
+    seconds: float,
+    page: bool,
+    loaded: Callable[[], object] | None = None,
+) -> dict:
+    """Load one fresh bin and account for every capture: answered 2xx vs stored (``loaded``:
+    as for ``ingest_bins``)."""
+    return ingest_bins(base, [(bin_id, key)], connections, seconds, page, loaded)
 
 
 def ingest_bins(

@@ -163,8 +163,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--relay-seconds", type=float, default=10.0, help="relay: seconds at that rate")
     ap.add_argument(
         "--baseline",
-        default="main",
-        help="budget: the commit to compare with, one without storage accounting",
+        default="HEAD",
+        help="budget: the commit to compare with (with --baseline-patch applied)",
+    )
+    ap.add_argument(
+        "--baseline-patch",
+        default=str(budgets.NO_ACCOUNTING.relative_to(ROOT)),
+        help="budget: applied to the baseline to take storage accounting out ('none': as is)",
     )
     ap.add_argument("--admin-bins", type=int, default=100_000, help="admin: bins listed")
     ap.add_argument(
@@ -607,8 +612,9 @@ def separate_scenarios(harness, args: argparse.Namespace) -> dict:
             elif name == "relay":
                 out[name] = relay.run(launch, args.relay_rate, args.relay_seconds)
             elif name == "budget":
+                patch = None if args.baseline_patch == "none" else ROOT / args.baseline_patch
                 out[name] = budgets.budget_cost(
-                    harness, args.baseline, args.runs, args.seconds, args.connections
+                    harness, args.baseline, args.runs, args.seconds, args.connections, patch
                 )
             elif name == "admin":
                 out[name] = budgets.admin_listing(launch, harness, args.admin_bins, args.big_db)
