@@ -9,6 +9,11 @@ template body (``created {{ seq }}``, rendered for every capture). The load is c
 turning), and a run's figure is the median over its rounds of captures/s of each kind over the
 default's in the same round: loads seconds apart, where the machine's drift matters least.
 
+**Rules, loaded together** (``rules_together``): two servers of the same code take the load at
+once, a default bin on one and the rules bin on the other, swapping each round; the figure is
+the ratio of the workers' CPU per capture (default over rules), which the machine's drift moves
+on both sides alike because both loads share the same seconds.
+
 **Delay** (``held``): on one fresh server, wrk loads a default bin twice: once alone, and once
 while 200 requests to another bin wait for its 10 s answer delay (sent first, each on its own
 connection, the load starting once all 200 are stored). The order alternates between runs. The
@@ -28,8 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from common import print_rows, rounds_in
-from ingest import ingest_bins
+from common import print_rows, rounds_in, worker_pids
+from ingest import TimedLoad, ingest_bins, together
 
 CONNECTIONS = 32
 HELD = 200
@@ -121,6 +126,53 @@ def rules_run(launch: Callable, run: int, seconds: float) -> dict:
             return out
         finally:
             gun.stop()
+
+
+def rules_together_run(launch: Callable, run: int, seconds: float) -> dict:
+    """Two servers of the same code, loaded at once, a default bin on one and a rules bin on the
+    other (which takes which turns each round): the workers' CPU per capture.
+
+    Loads in the same seconds see the same machine, so its drift (a third within a minute
+    here) moves both sides alike; captures/s is not compared (each worker gets about a core,
+    wrk runs beside them), the CPU each capture took is."""
+    rounds = rounds_in(seconds)
+    with (
+        tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-a-") as tmp_a,
+        tempfile.TemporaryDirectory(prefix="hookscope-bench-answers-b-") as tmp_b,
+    ):
+        servers = []
+        try:
+            for tmp in (tmp_a, tmp_b):
+                servers.append(launch(Path(tmp), {}).start())
+            workers = [worker_pids(gun.proc.pid)[0] for gun in servers]
+            cpu_us: dict[str, list[float]] = {"default": [], "rules": []}
+            ratios, lost = [], 0
+            for r in range(rounds):
+                kinds = ("default", "rules") if (run + r) % 2 else ("rules", "default")
+                loads = {}
+                for kind, gun, worker in zip(kinds, servers, workers, strict=True):
+                    made = gun.create_bin()
+                    if KINDS[kind] is not None:
+                        _patch(gun.url, made, KINDS[kind])
+                    loads[kind] = TimedLoad(gun.url, made, worker, CONNECTIONS, seconds / rounds)
+                together(list(loads.values()))
+                for kind, each in loads.items():
+                    cpu_us[kind].append(each.cpu_us_per_capture)
+                    lost += each.got["lost"]
+                ratios.append(cpu_us["default"][-1] / cpu_us["rules"][-1])
+            return {
+                "run": run,
+                "rounds": rounds,
+                "cpu_us_per_capture": {
+                    k: round(statistics.median(v), 1) for k, v in cpu_us.items()
+                },
+                "round_ratios": [round(x, 3) for x in ratios],
+                "ratio": round(statistics.median(ratios), 3),
+                "lost": lost,
+            }
+        finally:
+            for gun in servers:
+                gun.stop()
 
 
 def _check_answer(base: str, made: dict, name: str) -> None:
@@ -216,7 +268,7 @@ def delay_run(launch: Callable, run: int, seconds: float) -> dict:
 def run(launch: Callable, runs: int, seconds: float | None) -> dict:
     """Run both comparisons ``runs`` times and print a table of medians."""
     seconds = seconds or 10
-    ruled, delayed = [], []
+    ruled, paired, delayed = [], [], []
     for n in range(1, runs + 1):
         r = rules_run(launch, n, seconds)
         ruled.append(r)
@@ -225,6 +277,12 @@ def run(launch: Callable, runs: int, seconds: float | None) -> dict:
               f"{r['templated']['captures_per_s']}/s (ratio {r['ratio_templated']}), lost "
               f"{r['default']['lost']}/{r['rules']['lost']}/{r['templated']['lost']}; "
               f"load avg {r['loadavg'][0]:.2f}", flush=True)  # fmt: skip
+        t = rules_together_run(launch, n, seconds)
+        paired.append(t)
+        print(f"  rules run {n}, loaded together: CPU us/capture default "
+              f"{t['cpu_us_per_capture']['default']}, rules {t['cpu_us_per_capture']['rules']}, "
+              f"ratio {t['ratio']} (rounds {t['round_ratios']}), lost {t['lost']}",
+              flush=True)  # fmt: skip
         d = delay_run(launch, n, seconds)
         delayed.append(d)
         print(f"  delay run {n}: alone p50/p99 {d['alone']['p50_ms']}/{d['alone']['p99_ms']} ms "
@@ -244,6 +302,7 @@ def run(launch: Callable, runs: int, seconds: float | None) -> dict:
              med(ruled, lambda r: r["templated"]["captures_per_s"])],
             ["ratio rules / default (same run)", med(ruled, lambda r: r["ratio"])],
             ["ratio templated / default (same run)", med(ruled, lambda r: r["ratio_templated"])],
+            ["CPU ratio default / rules, loaded together", med(paired, lambda r: r["ratio"])],
             ["p99 ms other bin, alone", med(delayed, lambda r: r["alone"]["p99_ms"])],
             [f"p99 ms other bin, {HELD} held 10 s", med(delayed, lambda r: r["held"]["p99_ms"])],
             ["p50 ms other bin, alone / held",
@@ -254,4 +313,4 @@ def run(launch: Callable, runs: int, seconds: float | None) -> dict:
              f"{med(delayed, lambda r: r['held']['captures_per_s'])}"],
         ],
     )  # fmt: skip
-    return {"rules": ruled, "delay": delayed}
+    return {"rules": ruled, "rules_together": paired, "delay": delayed}
