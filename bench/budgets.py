@@ -32,7 +32,6 @@ from pathlib import Path
 
 import requests
 from common import (
-    cpu_seconds,
     memory_kib,
     print_rows,
     problems,
@@ -40,7 +39,7 @@ from common import (
     timing,
     worker_pids,
 )
-from ingest import BODY, TimedLoad, bearer, ingest, together
+from ingest import BODY, TimedLoad, bearer, together
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -162,9 +161,9 @@ def budget_cost(
 def _rounds(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dict:
     """Load a fresh bin on each server for ``seconds`` per round, in turns; the medians.
 
-    Also the worker's CPU per capture on each side (its CPU time over the load, counted to the
-    load's last stored capture), and its ratio: the one figure a busy neighbour moves less than
-    captures/s, since it counts what the code spends, not the share of the cores it got."""
+    Also the worker's CPU per capture on each side (its CPU time over the load alone, not the
+    requests that count what was stored, per stored capture) and its ratio: what the code
+    spends, not the share of the cores it got."""
     rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
     cpu_us: dict[str, list[float]] = {"accounting": [], "baseline": []}
     ratios, cpu_ratios, lost = [], [], 0
@@ -173,12 +172,11 @@ def _rounds(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dic
         names = ["accounting", "baseline"] if (run + r) % 2 else ["baseline", "accounting"]
         for name in names:
             gun = servers[name]
-            made = gun.create_bin()
-            cpu0 = cpu_seconds(workers[name])
-            got = ingest(gun.url, made["id"], made["read_key"], c, seconds, page=False)
-            spent = cpu_seconds(workers[name]) - cpu0
+            load = TimedLoad(gun.url, gun.create_bin(), workers[name], c, seconds)
+            together([load])  # alone: one load, in turn
+            got = load.got
             rates[name].append(got["captures_per_s"])
-            cpu_us[name].append(1e6 * spent / max(1, got["stored_last_seq"]))
+            cpu_us[name].append(load.cpu_us_per_capture)
             lost += got["lost"]
         ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
         cpu_ratios.append(cpu_us["baseline"][-1] / cpu_us["accounting"][-1])
