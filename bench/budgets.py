@@ -31,14 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from common import (
-    memory_kib,
-    print_rows,
-    problems,
-    rounds_in,
-    timing,
-    worker_pids,
-)
+from common import memory_kib, print_rows, problems, rounds_in, timing, worker_pids
 from ingest import BODY, TimedLoad, bearer, together
 
 HERE = Path(__file__).resolve().parent
@@ -113,7 +106,7 @@ def budget_cost(
                     servers[name] = module.Gunicorn(Path(tmp), env=env).start()
                 for c in connections:
                     result.update(_rounds(servers, run, rounds, seconds / rounds, c))
-                    result.update(_together(servers, rounds, seconds / rounds, c))
+                    result.update(_together(servers, run, rounds, seconds / rounds, c))
                     print(f"  budget run {run} c={c}: accounting {result[f'accounting c={c}']}/s, "
                           f"baseline {result[f'baseline c={c}']}/s (medians of {rounds} rounds), "
                           f"ratio {result[f'ratio c={c}']} "
@@ -159,65 +152,64 @@ def budget_cost(
 
 
 def _rounds(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dict:
-    """Load a fresh bin on each server for ``seconds`` per round, in turns; the medians.
-
-    Also the worker's CPU per capture on each side (its CPU time over the load alone, not the
-    requests that count what was stored, per stored capture) and its ratio: what the code
-    spends, not the share of the cores it got."""
-    rates: dict[str, list[float]] = {"accounting": [], "baseline": []}
-    cpu_us: dict[str, list[float]] = {"accounting": [], "baseline": []}
-    ratios, cpu_ratios, lost = [], [], 0
-    workers = {name: worker_pids(gun.proc.pid)[0] for name, gun in servers.items()}
-    for r in range(rounds):
-        names = ["accounting", "baseline"] if (run + r) % 2 else ["baseline", "accounting"]
-        for name in names:
-            gun = servers[name]
-            load = TimedLoad(gun.url, gun.create_bin(), workers[name], c, seconds)
-            together([load])  # alone: one load, in turn
-            got = load.got
-            rates[name].append(got["captures_per_s"])
-            cpu_us[name].append(load.cpu_us_per_capture)
-            lost += got["lost"]
-        ratios.append(rates["accounting"][-1] / rates["baseline"][-1])
-        cpu_ratios.append(cpu_us["baseline"][-1] / cpu_us["accounting"][-1])
+    """Load a fresh bin on each server for ``seconds`` per round, in turns: the medians of
+    captures/s and of the worker's CPU per capture (over the load alone, per stored capture:
+    what the code spends, not the share of the cores it got), and of their ratios."""
+    got = _compare(servers, run, rounds, seconds, c, at_once=False)
+    rates = got["rates"]
     result = {f"{name} c={c}": round(statistics.median(v), 1) for name, v in rates.items()}
+    ratios = [a / b for a, b in zip(rates["accounting"], rates["baseline"], strict=True)]
     result[f"ratio c={c}"] = round(statistics.median(ratios), 3)
     result[f"round ratios c={c}"] = [round(x, 3) for x in ratios]
-    for name, v in cpu_us.items():
-        result[f"{name} cpu_us_per_capture c={c}"] = round(statistics.median(v), 1)
-    # Baseline CPU over accounting CPU per capture: the capture rate the worker's core allows.
-    result[f"cpu ratio c={c}"] = round(statistics.median(cpu_ratios), 3)
-    result[f"round cpu ratios c={c}"] = [round(x, 3) for x in cpu_ratios]
-    result[f"lost c={c}"] = lost
-    return result
+    return result | _cpu_figures(got, c, "")
 
 
-def _together(servers: dict, rounds: int, seconds: float, c: int) -> dict:
+def _together(servers: dict, run: int, rounds: int, seconds: float, c: int) -> dict:
     """Load a fresh bin on both servers at once, ``rounds`` times: the workers' CPU per capture.
 
     Both loads run in the same seconds, so the machine's drift (a third within a minute here)
     moves both sides alike, and the ratio of CPU per capture is left to the code. Each worker
     gets about a core (wrk runs beside them), so captures/s themselves are not compared."""
+    return _cpu_figures(_compare(servers, run, rounds, seconds, c, at_once=True), c, "together ")
+
+
+def _compare(servers: dict, run: int, rounds: int, seconds: float, c: int, at_once: bool) -> dict:
+    """Load a fresh bin on each server ``rounds`` times, in turns (the order turning each round)
+    or at once; each load's captures/s and worker CPU per capture, by server."""
     workers = {name: worker_pids(gun.proc.pid)[0] for name, gun in servers.items()}
+    rates: dict[str, list[float]] = {name: [] for name in servers}
     cpu_us: dict[str, list[float]] = {name: [] for name in servers}
-    ratios, lost = [], 0
-    for _ in range(rounds):
-        loads = {
-            name: TimedLoad(gun.url, gun.create_bin(), workers[name], c, seconds)
-            for name, gun in servers.items()
-        }
-        together(list(loads.values()))
-        for name, each in loads.items():
-            cpu_us[name].append(each.cpu_us_per_capture)
-            lost += each.got["lost"]
-        ratios.append(cpu_us["baseline"][-1] / cpu_us["accounting"][-1])
+    lost = 0
+    for r in range(rounds):
+        names = ["accounting", "baseline"] if (run + r) % 2 else ["baseline", "accounting"]
+        loads = {}
+        for name in names:
+            gun = servers[name]
+            loads[name] = TimedLoad(gun.url, gun.create_bin(), workers[name], c, seconds)
+        if at_once:
+            together(list(loads.values()))
+        else:
+            for load in loads.values():
+                load.run()  # in this thread, one after the other
+        for name, load in loads.items():
+            rates[name].append(load.got["captures_per_s"])
+            cpu_us[name].append(load.cpu_us_per_capture)
+            lost += load.got["lost"]
+    return {"rates": rates, "cpu_us": cpu_us, "lost": lost}
+
+
+def _cpu_figures(got: dict, c: int, kind: str) -> dict:
+    """The medians of each side's CPU per capture and of baseline over accounting per round
+    (the capture rate the worker's core allows), keyed with ``kind``; and what was lost."""
+    cpu_us = got["cpu_us"]
+    ratios = [b / a for a, b in zip(cpu_us["accounting"], cpu_us["baseline"], strict=True)]
     result = {
-        f"{name} together cpu_us_per_capture c={c}": round(statistics.median(v), 1)
+        f"{name} {kind}cpu_us_per_capture c={c}": round(statistics.median(v), 1)
         for name, v in cpu_us.items()
     }
-    result[f"together cpu ratio c={c}"] = round(statistics.median(ratios), 3)
-    result[f"round together cpu ratios c={c}"] = [round(x, 3) for x in ratios]
-    result[f"together lost c={c}"] = lost
+    result[f"{kind}cpu ratio c={c}"] = round(statistics.median(ratios), 3)
+    result[f"round {kind}cpu ratios c={c}"] = [round(x, 3) for x in ratios]
+    result[f"{kind}lost c={c}"] = got["lost"]
     return result
 
 
