@@ -89,12 +89,8 @@ def fill(app, bin_id: str, count: int) -> None:
             finally:
                 conn.close()
         if writer.sqlite:
-            conn = writer.checkout()
-            try:
-                while writer.index(conn):
-                    pass
-            finally:
-                conn.close()
+            while writer.index():
+                pass
 
 
 def request_count(app, bin_id: str) -> int | None:

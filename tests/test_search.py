@@ -22,6 +22,7 @@ from app.extensions import db
 from app.store import bins, search
 from app.store.sqlite_rows import STREAM_BLOB_BYTES
 
+sqlite_only = pytest.mark.skipif(SUITE_DATABASE != "sqlite", reason="SQLite's search queue")
 postgres_only = pytest.mark.skipif(
     SUITE_DATABASE != "postgres", reason="PostgreSQL's search budget (HOOKSCOPE_TEST_SUITE_DB)"
 )
@@ -732,6 +733,32 @@ def test_a_reused_row_id_does_not_inherit_the_old_words(app, client, new_bin, in
     assert found(client, bin_id, "alpha") == []
     assert found(client, bin_id, "beta") == [3]
     assert indexed_ids(app) == stored_ids(app)
+
+
+@sqlite_only
+def test_only_the_indexers_own_connection_indexes_what_leaves_the_queue(app, client, new_bin):
+    # The indexer indexes by taking requests off the queue, through a TEMP trigger of its own
+    # connection (app/store/indexing.py). Anywhere else a queued request that is deleted leaves
+    # the queue and must leave the index as it is; indexed there, it would stay in the index.
+    bin_id = new_bin["id"]
+    capture(client, bin_id, data="first alpha")
+    index_queued(app, indexed_first=True)  # the indexer's connection exists now
+    capture(client, bin_id, data="second beta")
+    assert queued_ids(app) == {max(stored_ids(app))}
+    with app.app_context():  # every idle connection of the pool, at once
+        conns = [db.engine.raw_connection() for _ in range(max(1, db.engine.pool.checkedin()))]
+        try:
+            temp = "SELECT name FROM sqlite_temp_master WHERE type = 'trigger'"
+            triggers = [c.cursor().execute(temp).fetchall() for c in conns]
+        finally:
+            for c in conns:
+                c.close()
+    assert triggers == [[]] * len(conns)
+    assert client.delete(f"/api/v1/bins/{bin_id}/requests/2").status_code == 204
+    assert queued_ids(app) == set()
+    assert indexed_ids(app) == stored_ids(app)
+    assert found(client, bin_id, "beta") == []
+    assert found(client, bin_id, "alpha") == [1]
 
 
 @QUEUED_OR_INDEXED

@@ -220,7 +220,7 @@ class Recorder:
         for item in batch:
             _release(item)
             item.done.set()
-        self.indexer.stored()
+        self.indexer.stored(len(batch))
 
     def _run_job(self, job: Job) -> None:
         """Run one step of a queued deletion; queue it again, last, until it is done."""
@@ -272,9 +272,12 @@ class Recorder:
             self._writer.write_own(batch)
             return
         if self._thread is not None and batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
-            # While the indexer holds the write lock in the thread, wait for it here rather
-            # than hand the batch to the thread behind it, where its every statement would
-            # queue for the GIL behind the busy event loop.
+            if self._writer.write_now(batch):
+                return
+            # The indexer holds the write lock in the thread: wait for it here rather than hand
+            # the batch to the thread behind it, where its every statement would queue for the
+            # GIL behind the busy event loop. (Not before trying: the indexer is busy longer than
+            # it holds the lock, between the thread's wake-up and the loop's.)
             self.indexer.wait_idle()
             if self._writer.write_now(batch):
                 return

@@ -52,6 +52,8 @@ class SqliteWriter(Writer):
         # The event loop's own connection (write_now), kept between batches: a pooled one costs
         # a ping at checkout, a rollback at return and two busy_timeout changes a batch.
         self._own: Any = None
+        # The indexer's connection (index()), with its TEMP trigger; used by one caller at a time.
+        self._indexing: Any = None
         self._page_bytes: int | None = None
 
     def write_now(self, batch: list[Pending]) -> bool:
@@ -134,21 +136,29 @@ class SqliteWriter(Writer):
             conn.info[_NO_AUTOCHECKPOINT] = True
         return conn
 
-    def index(self, conn: Any) -> bool:
-        """Index a batch of the requests queued for search; tell whether more are queued.
+    def index(self, limit: int = indexing.INDEX_BATCH) -> bool:
+        """Index up to ``limit`` of the requests queued for search; tell whether more may be queued.
 
-        Waits for the write lock, so it runs in the writer's native thread, where SQLite's
-        work (one statement for the whole batch, the GIL released) goes on beside the event loop.
+        Through the writer's indexing connection (one caller at a time: the recorder's indexer
+        sees to it). Waits for the write lock, so under gevent it runs in the writer's native
+        thread, where SQLite's work (one statement, the GIL released) goes on beside the event
+        loop.
         """
-        cur = conn.cursor()
+        conn = self._indexing or self._connect_indexing()
+        self._indexing = None  # kept only while it works
         try:
-            cur.execute("BEGIN IMMEDIATE")
-            taken = indexing.index_pending(cur)
-            conn.commit()
+            taken = indexing.index_part(conn.cursor(), limit)
         except sqlite3.Error as err:
             discard(conn)
             raise StorageUnavailable(str(err)) from err
-        return taken >= indexing.INDEX_BATCH
+        self._indexing = conn
+        return taken >= limit
+
+    def _connect_indexing(self) -> Any:
+        conn = self.own(self.checkout())
+        conn.detach()  # ours: its TEMP trigger must never reach another pooled use
+        conn.cursor().execute(indexing.INDEX_ON_DEQUEUE)
+        return conn
 
     def checkpoint(self, conn: Any) -> None:
         """Copy what the WAL holds back into the database, waiting for no one (PASSIVE); when
