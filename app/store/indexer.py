@@ -85,7 +85,7 @@ class Indexer:
             self._stored.clear()
             self._began, self._part = time.monotonic(), indexing.BETWEEN_CAPTURES
             try:
-                self.index_queued(before=self._after_next_batch)
+                self.index_queued(self._after_next_batch)
                 if time.monotonic() - checkpointed >= CHECKPOINT_EVERY_SECONDS:
                     checkpointed = time.monotonic()
                     self._checkpoint()
@@ -126,22 +126,19 @@ class Indexer:
             self._part = min(2 * self._part, indexing.INDEX_BATCH)
         return max(self._part, 2 * self._latest)
 
-    def index_queued(
-        self, limit: int = indexing.INDEX_BATCH, before: Callable[[], int] | None = None
-    ) -> None:
+    def index_queued(self, next_part: Callable[[], int] = lambda: indexing.INDEX_BATCH) -> None:
         """Index everything queued for search (SQLite), then return. Raises StorageUnavailable.
 
-        Under gevent the event loop stays free meanwhile: the queue is indexed ``limit``
-        requests at a time in the native thread, and captures' batches go in between, first: a
-        batch that waited for a part to be indexed is written before the next part begins. A
-        queue can be long: requests written into the database by something other than this app,
-        or an indexer that kept failing (on the loop, a million queued requests stalled the
-        worker for a minute).
+        Under gevent the event loop stays free meanwhile: the queue is indexed a part at a time
+        (``next_part()`` requests, asked before each) in the native thread, and captures'
+        batches go in between, first: a batch that waited for a part to be indexed is written
+        before the next part begins. A queue can be long: requests written into the database by
+        something other than this app, or an indexer that kept failing (on the loop, a million
+        queued requests stalled the worker for a minute).
         """
         with self._turn:  # one at a time: the indexer's, or a search's
             while True:
-                if before is not None:
-                    limit = before()
+                limit = next_part()
                 self._idle.clear()
                 try:
                     if self._thread is None:

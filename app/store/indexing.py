@@ -23,9 +23,10 @@ FORM = "application/x-www-form-urlencoded%"
 ESCAPES = [f"%{ord(c):02X}" for c in ' "#%&+,/:=?@[]{}']
 # The most queued requests one statement indexes, so the write lock is held briefly.
 INDEX_BATCH = 2000
-# The most the recorder's indexer indexes at a time between captures' batches: a capture that
-# arrives meanwhile waits for at most that many (about 0.2 ms, against 10 us a request and 35 us a
-# statement; 50 at once held the lock 0.5 ms, long enough to show in live latency's p99).
+# The smallest part the recorder's indexer indexes between captures' batches (more when batches
+# are big or the queue outlasts a run's first 50 ms): a capture arriving meanwhile waits about
+# 0.2 ms (10 us a request and 35 us a statement; 50 at once held the lock 0.5 ms, long enough to
+# show in live latency's p99).
 BETWEEN_CAPTURES = 16
 
 

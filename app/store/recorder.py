@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -241,11 +242,8 @@ class Recorder:
             if self._gevent and not writer.sqlite:
                 writer.write_notes_own(notes)
                 return
-            if self._thread is not None:
-                # As for a small batch: here when the write lock is free, else in the thread.
-                self.indexer.wait_idle()
-                if writer.write_notes_own(notes):
-                    return
+            if self._thread is not None and self._on_loop(lambda: writer.write_notes_own(notes)):
+                return  # as for a small batch: here when the write lock is free
             conn = writer.checkout()
             try:
                 if self._thread is None:
@@ -256,6 +254,19 @@ class Recorder:
                 conn.close()
         except Exception as err:  # the captures are stored; only what they were answered is lost
             log.error("storing what %d capture(s) were answered failed: %s", len(notes), err)
+
+    def _on_loop(self, write: Callable[[], bool]) -> bool:
+        """Run ``write``, a write on the loop's own connection that never waits for the lock
+        (False when it is taken); when it is, once more after the indexer is idle.
+
+        Waiting here beats handing the write to the thread behind the indexer, where its every
+        statement would queue for the GIL behind the busy event loop. Tried before waiting: the
+        indexer is busy longer than it holds the lock (the thread's wake-up, the loop's).
+        """
+        if write():
+            return True
+        self.indexer.wait_idle()
+        return write()
 
     def _take(self) -> list[Pending]:
         taken, size = 0, 0
@@ -272,14 +283,7 @@ class Recorder:
             self._writer.write_own(batch)
             return
         if self._thread is not None and batches.body_bytes(batch) <= INLINE_BATCH_BYTES:
-            if self._writer.write_now(batch):
-                return
-            # The indexer holds the write lock in the thread: wait for it here rather than hand
-            # the batch to the thread behind it, where its every statement would queue for the
-            # GIL behind the busy event loop. (Not before trying: the indexer is busy longer than
-            # it holds the lock, between the thread's wake-up and the loop's.)
-            self.indexer.wait_idle()
-            if self._writer.write_now(batch):
+            if self._on_loop(lambda: self._writer.write_now(batch)):
                 return
         conn = self._writer.checkout()  # here, not in the native thread: the pool is gevent's
         try:
